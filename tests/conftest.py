@@ -1,0 +1,84 @@
+"""Make this checkout importable as ansible_collections.nix_remote.builders for pytest."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _collection_root() -> str:
+    """A directory holding ansible_collections/nix_remote/builders -> this checkout."""
+    base = os.path.join(REPO, ".build", "collections")
+    link = os.path.join(base, "ansible_collections", "nix_remote", "builders")
+    if not os.path.islink(link):
+        try:
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink(os.path.relpath(REPO, os.path.dirname(link)), link)
+        except OSError:
+            # Read-only checkout: fall back to a private temporary tree.
+            base = tempfile.mkdtemp(prefix="nix-remote-collections-")
+            link = os.path.join(base, "ansible_collections", "nix_remote", "builders")
+            os.makedirs(os.path.dirname(link))
+            os.symlink(REPO, link)
+    return base
+
+
+_ROOT = _collection_root()
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+# ansible_collections is a namespace package that the PyPI `ansible` bundle also provides;
+# drop any copy imported before our path was added so both portions are seen.
+for _name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.nix_remote")]:
+    del sys.modules[_name]
+
+
+# --- running a module's main() in-process ---------------------------------------------------
+
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+class ModuleExit(Exception):
+    """Raised in place of AnsibleModule.exit_json / fail_json; carries the result."""
+
+    def __init__(self, result: dict, failed: bool):
+        super().__init__(result.get("msg", ""))
+        self.result = result
+        self.failed = failed
+
+
+@pytest.fixture
+def run_module(monkeypatch, tmp_path):
+    """Run a module's main() with the given args; returns the result dict (result['failed'] on failure)."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.testing import patch_module_args
+
+    def exit_json(self, **kwargs):
+        from ansible.module_utils.common.warnings import get_warning_messages
+
+        raise ModuleExit(dict(kwargs, failed=False, warnings=list(get_warning_messages())), failed=False)
+
+    def fail_json(self, msg, **kwargs):
+        raise ModuleExit(dict(kwargs, msg=msg, failed=True), failed=True)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    # backup_local and atomic_move need a writable remote tmp; keep it inside the test's tmp.
+    monkeypatch.setenv("ANSIBLE_REMOTE_TMP", str(tmp_path / ".ansible-tmp"))
+
+    def run(main, args: dict, check_mode: bool = False, diff: bool = False) -> dict:
+        full = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff, _ansible_tmpdir=str(tmp_path / ".ansible-tmp"))
+        (tmp_path / ".ansible-tmp").mkdir(exist_ok=True)
+        with patch_module_args(full):
+            try:
+                main()
+            except ModuleExit as exc:
+                json.dumps(exc.result)  # what a real module prints must serialize
+                return exc.result
+        raise AssertionError("module returned without exit_json or fail_json")
+
+    return run

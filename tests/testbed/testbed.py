@@ -1,0 +1,828 @@
+#!/usr/bin/env python3
+"""Real test hosts on one machine: systemd-nspawn containers that boot systemd, sshd and nix-daemon.
+
+    testbed.py up --name NAME [--group GROUP=HOST,HOST ...] [--timeout S] HOST=RELEASE[:PORT] ...
+    testbed.py down --name NAME | --all
+    testbed.py status [--name NAME] [--json]
+    testbed.py build [RELEASE ...]
+
+Releases: bookworm (Nix 2.8), trixie (Nix 2.26), sid (Nix 2.34) and trixie-upstream (trixie with
+Nix laid out as the upstream multi-user installer does). Must run as root. See README.md beside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import inspect
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STATE_ROOT = REPO / ".testbed"
+RUNTIME_ROOT = Path(os.environ.get("TESTBED_RUNTIME", "/run/nix-remote-testbed"))
+CACHE = Path(os.environ.get("TESTBED_CACHE", "/var/cache/nix-remote-testbed"))
+MIRROR = os.environ.get("TESTBED_MIRROR", "http://deb.debian.org/debian")
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+HOST_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+# 127.0.0.1 is the machine's own localhost; Debian maps 127.0.1.1 to the hostname.
+ADDRESS_POOL = [f"127.0.{third}.{fourth}" for third in range(2, 255) for fourth in range(1, 255)]
+PYTHON = "/usr/bin/python3"
+# A store path that never exists: asking the daemon whether it is valid is a pure store query.
+PROBE_PATH = "/nix/store/00000000000000000000000000000000-testbed-probe"
+UPSTREAM_PROFILE = "/nix/var/nix/profiles/default"
+
+# Everything an image holds. Nothing of the collection's own job (build user, keys, builders).
+PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "openssh-client", "python3",
+    "nix-bin", "nix-setup-systemd", "sudo", "iproute2", "busybox-static", "procps",
+)
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    suite: str
+    aptopts: tuple[str, ...] = ()
+    # sid's systemd refuses the legacy cgroup hierarchy this machine runs.
+    boot_env: tuple[tuple[str, str], ...] = ()
+    upstream_layout: bool = False
+
+
+RELEASES = {
+    "bookworm": Release("bookworm", "bookworm"),
+    "trixie": Release("trixie", "trixie"),
+    # The mirror's sid Release file is often past its Valid-Until date.
+    "sid": Release("sid", "sid", aptopts=('Acquire::Check-Valid-Until "false"',),
+                   boot_env=(("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1"),)),
+    "trixie-upstream": Release("trixie-upstream", "trixie", upstream_layout=True),
+}
+
+HOST_TOOLS = {  # tool -> Debian package that provides it
+    "systemd-nspawn": "systemd-container",
+    "mmdebstrap": "mmdebstrap",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "mount": "mount",
+}
+
+
+class TestbedError(Exception):
+    """An error the user can act on; printed without a traceback."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while the testbed was changing something."""
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class HostSpec:
+    name: str
+    release: str
+    port: int = 22
+
+
+def parse_host_spec(text: str) -> HostSpec:
+    """HOST=RELEASE[:PORT] -> HostSpec, with an error naming what is wrong."""
+    if "=" not in text:
+        raise TestbedError(f"host {text!r}: expected HOST=RELEASE[:PORT], e.g. builder1=bookworm:2222")
+    host, _, rest = text.partition("=")
+    release, _, port_text = rest.partition(":")
+    if not HOST_RE.match(host):
+        raise TestbedError(f"host {text!r}: name {host!r} must be lowercase letters, digits and '-'")
+    if release not in RELEASES:
+        raise TestbedError(f"host {text!r}: unknown release {release!r}; one of {', '.join(RELEASES)}")
+    port = 22
+    if port_text:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise TestbedError(f"host {text!r}: port {port_text!r} is not a number from 1 to 65535")
+        port = int(port_text)
+    return HostSpec(host, release, port)
+
+
+def parse_groups(items: list[str], hosts: list[str]) -> dict[str, list[str]]:
+    """['nix_builders=b1,b2', ...] -> {'nix_builders': ['b1', 'b2']} (repeated groups merge)."""
+    groups: dict[str, list[str]] = {}
+    for item in items:
+        group, sep, members = item.partition("=")
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", group):
+            raise TestbedError(f"--group {item!r}: expected GROUP=HOST[,HOST...] with a valid group name")
+        for member in filter(None, members.split(",")):
+            if member not in hosts:
+                raise TestbedError(f"--group {item!r}: {member!r} is not one of the hosts {hosts}")
+            groups.setdefault(group, [])
+            if member not in groups[group]:
+                groups[group].append(member)
+    return groups
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise TestbedError("testbed.py must run as root (it mounts overlays and starts systemd-nspawn)")
+
+
+def require_tools(tools: list[str]) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        packages = sorted({HOST_TOOLS[tool] for tool in missing})
+        raise TestbedError(
+            f"missing {', '.join(missing)}: install with `apt-get install -y {' '.join(packages)}`"
+        )
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _customize_base(rootfs: Path) -> None:
+    """Make a freshly bootstrapped release a test-host image (applies to every release)."""
+    # Each host generates its own keys at `up`; shared keys would make host-key pinning untestable.
+    for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    # No binary cache is reachable from here: without this, every build waits ~6 s for one.
+    # Test-host setup only: the roles must never rely on it.
+    nix_conf = rootfs / "etc/nix/nix.conf"
+    text = nix_conf.read_text() if nix_conf.exists() else ""
+    nix_conf.write_text(text.rstrip("\n") + "\n\n# testbed: there is no binary cache to reach\nsubstituters =\n")
+    # Written per host at `up`; an empty file here would make every boot a "first boot".
+    (rootfs / "etc/machine-id").write_text("")
+    for stale in ("var/lib/dbus/machine-id",):
+        with contextlib.suppress(FileNotFoundError):
+            (rootfs / stale).unlink()
+    # No physical consoles: a getty on tty1 only fails.
+    with contextlib.suppress(FileNotFoundError):
+        (rootfs / "etc/systemd/system/getty.target.wants/getty@tty1.service").unlink()
+
+
+def _customize_upstream(rootfs: Path, nix_version: str) -> None:
+    """Lay Nix out as the upstream multi-user installer does.
+
+    The binaries live in a package directory reached through the default profile, only login
+    shells get it on their PATH (/etc/profile.d/nix.sh), and the nix-daemon units point there.
+    """
+    package = rootfs / f"opt/nix-{nix_version}"
+    (package / "bin").mkdir(parents=True)
+    shutil.move(str(rootfs / "usr/bin/nix"), package / "bin/nix")
+    for link in sorted((rootfs / "usr/bin").glob("nix-*")):
+        link.unlink()
+        (package / "bin" / link.name).symlink_to("nix")
+    (package / "libexec/nix").mkdir(parents=True)
+    (package / "libexec/nix/build-remote").symlink_to("../../bin/nix")
+    # The binary looks for build-remote under its compiled-in libexec directory.
+    build_remote = rootfs / "usr/libexec/nix/build-remote"
+    build_remote.unlink()
+    build_remote.symlink_to(f"/opt/nix-{nix_version}/bin/nix")
+    profiles = rootfs / "nix/var/nix/profiles"
+    (profiles / "default-1-link").symlink_to(f"/opt/nix-{nix_version}")
+    (profiles / "default").symlink_to("default-1-link")
+    # Units: the installer links /etc/systemd/system/nix-daemon.* to the profile's copies.
+    units = package / "lib/systemd/system"
+    units.mkdir(parents=True)
+    for unit in ("nix-daemon.service", "nix-daemon.socket"):
+        vendor = rootfs / "usr/lib/systemd/system" / unit
+        text = vendor.read_text().replace("/usr/bin/nix-daemon", f"{UPSTREAM_PROFILE}/bin/nix-daemon")
+        (units / unit).write_text(text)
+        vendor.unlink()
+        (rootfs / "etc/systemd/system" / unit).symlink_to(f"{UPSTREAM_PROFILE}/lib/systemd/system/{unit}")
+    for wants, unit in (("multi-user.target.wants", "nix-daemon.service"),
+                        ("sockets.target.wants", "nix-daemon.socket")):
+        link = rootfs / "etc/systemd/system" / wants / unit
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        link.symlink_to(f"/etc/systemd/system/{unit}")
+    # Debian's own session PATH addition is not part of an upstream install.
+    with contextlib.suppress(FileNotFoundError):
+        (rootfs / "usr/lib/environment.d/nix-daemon.conf").unlink()
+    (rootfs / "etc/profile.d/nix.sh").write_text(
+        "# Nix: as the upstream multi-user installer does, login shells only\n"
+        f"if [ -d {UPSTREAM_PROFILE}/bin ]; then\n"
+        f'  case ":$PATH:" in *":{UPSTREAM_PROFILE}/bin:"*) ;;\n'
+        f'    *) PATH="$HOME/.nix-profile/bin:{UPSTREAM_PROFILE}/bin:$PATH"; export PATH ;;\n'
+        "  esac\n"
+        "fi\n"
+    )
+
+
+def recipe(release: Release) -> dict:
+    """Everything an image is built from; its hash names the cached image."""
+    data = {
+        "suite": release.suite,
+        "variant": "apt",
+        "packages": list(PACKAGES),
+        "aptopts": list(release.aptopts),
+        "mirror": MIRROR,
+        "customize_base": inspect.getsource(_customize_base),
+    }
+    if release.upstream_layout:
+        data["customize_upstream"] = inspect.getsource(_customize_upstream)
+    return data
+
+
+def image_key(release: Release) -> str:
+    digest = hashlib.sha256(json.dumps(recipe(release), sort_keys=True).encode()).hexdigest()
+    return f"{release.name}-{digest[:16]}"
+
+
+def image_dir(release: Release) -> Path:
+    return CACHE / "images" / image_key(release)
+
+
+def _dpkg_version(rootfs: Path, package: str) -> str:
+    out = subprocess.run(
+        ["dpkg-query", f"--admindir={rootfs}/var/lib/dpkg", "-W", "-f=${Version}", package],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    match = re.match(r"(?:\d+:)?(\d+(?:\.\d+)+)", out)
+    if not match:
+        raise TestbedError(f"cannot read the version of {package} in {rootfs}: {out!r}")
+    return match.group(1)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _unmount_below(path: Path) -> None:
+    """Unmount whatever an interrupted build left mounted below path (deepest first)."""
+    for mountpoint in sorted(_mounts_below(path), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mountpoint], check=False)
+
+
+def build_image(release: Release, log=print) -> dict:
+    """Return the image's metadata, building and caching it first if needed."""
+    target = image_dir(release)
+    with _locked(CACHE / "locks" / f"{release.name}.lock"):
+        meta_file = target / "image.json"
+        if meta_file.exists():
+            return json.loads(meta_file.read_text())
+        require_tools(["mmdebstrap"])
+        started = time.monotonic()
+        tmp = target.with_name(target.name + ".tmp")
+        if tmp.exists():
+            _unmount_below(tmp)
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        rootfs = tmp / "rootfs"
+        try:
+            if release.upstream_layout:
+                base = build_image(RELEASES[release.suite], log)
+                log(f"image {release.name}: copying {base['key']}")
+                subprocess.run(["cp", "-a", "--reflink=auto", base["rootfs"], str(rootfs)], check=True)
+            else:
+                log(f"image {release.name}: mmdebstrap {release.suite} (about 30 s)")
+                command = ["mmdebstrap", "--variant=apt", "--mode=root", "--quiet",
+                           f"--include={','.join(PACKAGES)}"]
+                command += [f"--aptopt={opt}" for opt in release.aptopts]
+                command += [release.suite, str(rootfs), MIRROR]
+                result = subprocess.run(command, capture_output=True, text=True, check=False)
+                if result.returncode != 0:
+                    raise TestbedError(f"mmdebstrap {release.suite} failed:\n{result.stderr[-3000:]}")
+                _customize_base(rootfs)
+            nix_version = _dpkg_version(rootfs, "nix-bin")
+            if release.upstream_layout:
+                _customize_upstream(rootfs, nix_version)
+            meta = {
+                "key": target.name,
+                "release": release.name,
+                "suite": release.suite,
+                "nix_version": nix_version,
+                "systemd_version": _dpkg_version(rootfs, "systemd"),
+                "rootfs": str(target / "rootfs"),
+                "build_seconds": round(time.monotonic() - started, 1),
+                "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            (tmp / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
+            tmp.rename(target)
+        except BaseException:
+            _unmount_below(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        log(f"image {release.name}: built in {meta['build_seconds']} s (Nix {nix_version})")
+        _prune_images(release)
+        return meta
+
+
+def _prune_images(release: Release) -> None:
+    """Drop images of this release built from an older recipe, unless a host still uses one."""
+    current = image_key(release)
+    mounted = Path("/proc/self/mountinfo").read_text()
+    for old in (CACHE / "images").glob(f"{release.name}-*"):
+        if old.name == current or not re.fullmatch(rf"{re.escape(release.name)}-[0-9a-f]{{16}}", old.name):
+            continue
+        if str(old) not in mounted:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class Host:
+    name: str
+    release: str
+    address: str
+    port: int
+    nix_version: str = ""
+    machine: str = ""
+    merged: str = ""
+    pid: int = 0
+    ready_seconds: float = 0.0
+
+
+@dataclass
+class Testbed:
+    name: str
+    repo: str
+    state_dir: str
+    runtime_dir: str
+    hosts: list[Host] = field(default_factory=list)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Testbed:
+        data = json.loads(path.read_text())
+        data["hosts"] = [Host(**host) for host in data["hosts"]]
+        return cls(**data)
+
+    def save(self) -> None:
+        path = Path(self.runtime_dir) / "testbed.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+
+def runtime_dir(name: str) -> Path:
+    return RUNTIME_ROOT / name
+
+
+def state_dir(name: str) -> Path:
+    return STATE_ROOT / name
+
+
+def running_testbeds() -> list[Testbed]:
+    found = []
+    for path in sorted(RUNTIME_ROOT.glob("*/testbed.json")):
+        with contextlib.suppress(ValueError, TypeError, KeyError, OSError):
+            found.append(Testbed.load(path))
+    return found
+
+
+def allocate_addresses(count: int, taken: set[str]) -> list[str]:
+    free = [address for address in ADDRESS_POOL if address not in taken]
+    if len(free) < count:
+        raise TestbedError(f"no free loopback addresses left for {count} hosts")
+    return free[:count]
+
+
+# --------------------------------------------------------------------------- processes and mounts
+
+
+def _mounts_below(path: Path) -> list[str]:
+    prefix = str(path).rstrip("/") + "/"
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mountpoint = line.split()[4].replace("\\040", " ")
+        if mountpoint == str(path) or mountpoint.startswith(prefix):
+            found.append(mountpoint)
+    return found
+
+
+def _processes_below(path: Path) -> list[int]:
+    """Processes of containers rooted below path, and the nspawn processes that run them."""
+    prefix = str(path).rstrip("/") + "/"
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            root = os.readlink(proc / "root")
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z":
+            continue
+        nspawn = cmdline and cmdline[0].endswith(b"systemd-nspawn") and any(
+            arg.decode(errors="replace").startswith(prefix) for arg in cmdline)
+        if nspawn or root.startswith(prefix):
+            found.append(int(proc.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _stop_processes(path: Path, pids: list[int], grace: float = 10.0) -> None:
+    """TERM the nspawn processes (systemd in the container shuts down), then KILL what remains."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    for _ in range(50):
+        left = [pid for pid in set(pids) | set(_processes_below(path)) if _alive(pid)]
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    raise TestbedError(f"processes below {path} survive SIGKILL: {left}")
+
+
+def _unmount_all(path: Path) -> None:
+    for mountpoint in sorted(_mounts_below(path), key=len, reverse=True):
+        for _ in range(20):
+            if subprocess.run(["umount", mountpoint], capture_output=True, check=False).returncode == 0:
+                break
+            time.sleep(0.2)
+        else:
+            subprocess.run(["umount", "-l", mountpoint], check=False)
+    left = _mounts_below(path)
+    if left:
+        raise TestbedError(f"cannot unmount {left}")
+
+
+def teardown(name: str, log=print) -> None:
+    """Stop every host of testbed NAME and remove its mounts and state, also after a crash."""
+    runtime = runtime_dir(name)
+    pids: list[int] = []
+    state_path = runtime / "testbed.json"
+    state = None
+    if state_path.exists():
+        with contextlib.suppress(ValueError, TypeError, KeyError, OSError):
+            state = Testbed.load(state_path)
+            pids = [host.pid for host in state.hosts if host.pid]
+    # Only processes that really are our nspawns: a pid from a stale file may be reused.
+    pids = [pid for pid in pids if pid in _processes_below(runtime)]
+    _stop_processes(runtime, pids + _processes_below(runtime))
+    _unmount_all(runtime)
+    shutil.rmtree(runtime, ignore_errors=True)
+    local_state = Path(state.state_dir) if state else state_dir(name)
+    shutil.rmtree(local_state, ignore_errors=True)
+    if local_state != state_dir(name):
+        shutil.rmtree(state_dir(name), ignore_errors=True)
+    log(f"testbed {name}: down")
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+def _ssh_base(key: Path, known_hosts: Path, host: Host) -> list[str]:
+    return [
+        "ssh", "-i", str(key), "-p", str(host.port),
+        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
+        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+        "-o", "LogLevel=ERROR", f"root@{host.address}",
+    ]
+
+
+READY_SCRIPT = f"""
+state=$(systemctl is-system-running 2>/dev/null)
+echo "system: $state"
+case "$state" in running|degraded) ;; *) exit 3 ;; esac
+PATH="$PATH:{UPSTREAM_PROFILE}/bin" nix-store --store daemon --check-validity --print-invalid {PROBE_PATH}
+"""
+
+
+def _prepare_root(merged: Path, host: Host, pubkey: str) -> list[str]:
+    """Per-host identity; returns the host's public host keys."""
+    (merged / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    (merged / "etc/hostname").write_text(host.name + "\n")
+    (merged / "etc/hosts").write_text(
+        f"127.0.0.1\tlocalhost\n{host.address}\t{host.name}\n"
+        "::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+    (merged / "etc/ssh/sshd_config.d/testbed-listen.conf").write_text(
+        "# testbed: each host has its own loopback address and port\n"
+        f"ListenAddress {host.address}:{host.port}\n"
+    )
+    subprocess.run(["ssh-keygen", "-A", "-f", str(merged)], check=True, capture_output=True)
+    ssh_dir = merged / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    authorized = ssh_dir / "authorized_keys"
+    authorized.write_text(pubkey)
+    authorized.chmod(0o600)
+    return [p.read_text().split()[:2] for p in sorted((merged / "etc/ssh").glob("ssh_host_*_key.pub"))]
+
+
+def _known_hosts_line(host: Host, key: list[str]) -> str:
+    where = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+    return f"{where} {key[0]} {key[1]}\n"
+
+
+def _console_tail(console: Path, lines: int = 25) -> str:
+    try:
+        text = console.read_text(errors="replace")
+    except OSError:
+        return "(no console log)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def start_host(bed: Testbed, host: Host, image: dict, pubkey: str) -> list[str]:
+    release = RELEASES[host.release]
+    runtime = Path(bed.runtime_dir) / host.name
+    local = Path(bed.state_dir) / host.name
+    upper, work, merged = local / "upper", local / "work", runtime / "root"
+    for directory in (upper, work, merged):
+        directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o",
+         f"lowerdir={image['rootfs']},upperdir={upper},workdir={work}", str(merged)],
+        check=True, capture_output=True,
+    )
+    host.merged = str(merged)
+    host.machine = f"{bed.name}-{host.name}"[:64]
+    host_keys = _prepare_root(merged, host, pubkey)
+    env = dict(os.environ, **dict(release.boot_env))
+    command = [
+        "systemd-nspawn", f"--directory={merged}", f"--machine={host.machine}",
+        f"--hostname={host.name}", "--boot", "--register=no", "--keep-unit",
+        "--link-journal=no", "--console=passive",
+    ]
+    with open(local / "console.log", "wb") as console:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=console,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    host.pid = process.pid
+    return host_keys
+
+
+def wait_ready(bed: Testbed, host: Host, deadline: float, key: Path, known_hosts: Path,
+               started: float, errors: dict[str, str], stop: threading.Event) -> None:
+    console = Path(bed.state_dir) / host.name / "console.log"
+    last = ""
+    while not stop.is_set():
+        if not _alive(host.pid):
+            errors[host.name] = f"systemd-nspawn exited; console tail:\n{_console_tail(console)}"
+            return
+        result = subprocess.run(_ssh_base(key, known_hosts, host) + [READY_SCRIPT],
+                                capture_output=True, text=True, check=False, timeout=30)
+        if result.returncode == 0:
+            host.ready_seconds = round(time.monotonic() - started, 1)
+            return
+        last = (result.stdout + result.stderr).strip()
+        if time.monotonic() > deadline:
+            errors[host.name] = (f"not ready within the timeout (last check: {last or 'no answer'});"
+                                 f" console tail:\n{_console_tail(console)}")
+            return
+        time.sleep(0.5)
+
+
+def write_inventory(bed: Testbed, key: Path, known_hosts: Path) -> Path:
+    """The Ansible inventory of the testbed (YAML, written without a YAML library)."""
+    ssh_args = f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
+    lines = [f"# Written by tests/testbed/testbed.py up --name {bed.name}; removed by down.",
+             "all:", "  hosts:"]
+    for host in bed.hosts:
+        lines += [
+            f"    {host.name}:",
+            f"      ansible_host: {host.address}",
+            f"      ansible_port: {host.port}",
+            "      ansible_user: root",
+            f"      ansible_ssh_private_key_file: {key}",
+            f"      ansible_ssh_common_args: {json.dumps(ssh_args)}",
+            f"      ansible_python_interpreter: {PYTHON}",
+            f"      testbed_release: {host.release}",
+            f'      testbed_nix_version: "{host.nix_version}"',
+        ]
+    if bed.groups:
+        lines.append("  children:")
+        for group, members in bed.groups.items():
+            lines += [f"    {group}:", "      hosts:"] + [f"        {member}: {{}}" for member in members]
+    path = Path(bed.state_dir) / "inventory.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ensure_collection_link() -> Path:
+    """.testbed/collections/ansible_collections/nix_remote/builders -> the repository.
+
+    Put .testbed/collections on ANSIBLE_COLLECTIONS_PATH and `nix_remote.builders` resolves to this
+    working tree, without Galaxy.
+    """
+    link = STATE_ROOT / "collections/ansible_collections/nix_remote/builders"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink() or os.readlink(link) != str(REPO):
+        tmp = link.with_name("builders.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(REPO)
+        tmp.replace(link)
+    return link.parents[2]
+
+
+def up(name: str, specs: list[HostSpec], groups: dict[str, list[str]], timeout: float,
+       log=print) -> Testbed:
+    require_root()
+    require_tools(["systemd-nspawn", "ssh", "ssh-keygen", "mount"])
+    if not NAME_RE.match(name):
+        raise TestbedError(f"--name {name!r}: lowercase letters, digits and '-', at most 31 characters")
+    names = [spec.name for spec in specs]
+    if not specs:
+        raise TestbedError("no hosts given: up --name NAME HOST=RELEASE[:PORT] ...")
+    if len(set(names)) != len(names):
+        raise TestbedError(f"host names repeat: {names}")
+    releases = sorted({spec.release for spec in specs}, key=list(RELEASES).index)
+    images = {release: build_image(RELEASES[release], log) for release in releases}
+
+    started = time.monotonic()
+    RUNTIME_ROOT.mkdir(parents=True, exist_ok=True)
+    with _locked(RUNTIME_ROOT / "allocate.lock"):
+        runtime = runtime_dir(name)
+        if runtime.exists() or state_dir(name).exists():
+            owner = ""
+            with contextlib.suppress(Exception):
+                owner = f" (by {Testbed.load(runtime / 'testbed.json').repo})"
+            raise TestbedError(f"testbed name {name!r} is already in use{owner}: "
+                               f"`testbed.py down --name {name}` first, or choose another name")
+        taken = {host.address for bed in running_testbeds() for host in bed.hosts}
+        addresses = allocate_addresses(len(specs), taken)
+        runtime.mkdir(parents=True)
+        try:
+            bed = Testbed(name=name, repo=str(REPO), state_dir=str(state_dir(name)),
+                          runtime_dir=str(runtime), groups=groups)
+            for spec, address in zip(specs, addresses):
+                bed.hosts.append(Host(spec.name, spec.release, address, spec.port,
+                                      nix_version=images[spec.release]["nix_version"]))
+            bed.save()
+        except BaseException:
+            shutil.rmtree(runtime, ignore_errors=True)
+            raise
+
+    try:
+        return _boot(bed, images, timeout, started, log)
+    except BaseException:
+        # Interrupted, timed out or failed: leave nothing behind. Further signals wait.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        teardown(name, log=lambda msg: print(msg, file=sys.stderr))
+        raise
+
+
+def _boot(bed: Testbed, images: dict, timeout: float, started: float, log) -> Testbed:
+    name = bed.name
+    local = Path(bed.state_dir)
+    local.mkdir(parents=True, exist_ok=True)
+    key = local / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"testbed-{name}", "-f", str(key)],
+                   check=True)
+    pubkey = key.with_suffix(".pub").read_text()
+    known_hosts = local / "known_hosts"
+    lines = []
+    for host in bed.hosts:
+        for host_key in start_host(bed, host, images[host.release], pubkey):
+            lines.append(_known_hosts_line(host, host_key))
+        bed.save()
+    known_hosts.write_text("".join(lines))
+
+    errors: dict[str, str] = {}
+    stop = threading.Event()
+    deadline = time.monotonic() + timeout
+    threads = [threading.Thread(target=wait_ready, daemon=True,
+                                args=(bed, host, deadline, key, known_hosts, started, errors, stop))
+               for host in bed.hosts]
+    for thread in threads:
+        thread.start()
+    try:
+        while any(thread.is_alive() for thread in threads):
+            for thread in threads:
+                thread.join(0.2)
+    finally:
+        stop.set()
+    if errors:
+        raise TestbedError("\n".join(f"host {host}: {message}" for host, message in errors.items()))
+    bed.save()
+    shutil.copy(Path(bed.runtime_dir) / "testbed.json", local / "testbed.json")
+    inventory = write_inventory(bed, key, known_hosts)
+    ensure_collection_link()
+    total = round(time.monotonic() - started, 1)
+    for host in bed.hosts:
+        log(f"  {host.name:<16} {host.release:<16} Nix {host.nix_version:<8} "
+            f"{host.address}:{host.port}  ready after {host.ready_seconds} s")
+    log(f"testbed {name}: {len(bed.hosts)} hosts ready in {total} s; inventory: {inventory}")
+    return bed
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _raise_interrupted(signum, _frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def cmd_up(args) -> int:
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    specs = [parse_host_spec(text) for text in args.hosts]
+    groups = parse_groups(args.group, [spec.name for spec in specs])
+    up(args.name, specs, groups, args.timeout)
+    return 0
+
+
+def cmd_down(args) -> int:
+    require_root()
+    if args.all:
+        names = {path.name for path in RUNTIME_ROOT.glob("*") if path.is_dir()}
+        names |= {path.name for path in STATE_ROOT.glob("*") if path.is_dir() and path.name != "collections"}
+        for name in sorted(names):
+            teardown(name)
+        return 0
+    if not args.name:
+        raise TestbedError("down needs --name NAME or --all")
+    teardown(args.name)
+    return 0
+
+
+def cmd_status(args) -> int:
+    beds = [bed for bed in running_testbeds() if not args.name or bed.name == args.name]
+    if args.json:
+        print(json.dumps([asdict(bed) for bed in beds], indent=2))
+        return 0
+    if not beds:
+        print("no testbed runs")
+    for bed in beds:
+        print(f"testbed {bed.name} ({bed.state_dir})")
+        for host in bed.hosts:
+            state = "running" if _alive(host.pid) else "STOPPED"
+            print(f"  {host.name:<16} {host.release:<16} Nix {host.nix_version:<8} "
+                  f"{host.address}:{host.port:<5} pid {host.pid} {state}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    require_root()
+    for name in args.releases or list(RELEASES):
+        if name not in RELEASES:
+            raise TestbedError(f"unknown release {name!r}; one of {', '.join(RELEASES)}")
+        meta = build_image(RELEASES[name])
+        print(f"{name}: {meta['key']} Nix {meta['nix_version']} systemd {meta['systemd_version']}"
+              f" (built in {meta['build_seconds']} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="testbed.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="start hosts")
+    p_up.add_argument("--name", required=True)
+    p_up.add_argument("--group", action="append", default=[], metavar="GROUP=HOST,HOST",
+                      help="inventory group membership, e.g. nix_builders=b1,b2 (repeatable)")
+    p_up.add_argument("--timeout", type=float, default=float(os.environ.get("TESTBED_TIMEOUT", 120)),
+                      help="seconds until every host must be ready (default 120)")
+    p_up.add_argument("hosts", nargs="+", metavar="HOST=RELEASE[:PORT]")
+    p_up.set_defaults(func=cmd_up)
+    p_down = sub.add_parser("down", help="stop hosts, remove mounts and state")
+    p_down.add_argument("--name")
+    p_down.add_argument("--all", action="store_true")
+    p_down.set_defaults(func=cmd_down)
+    p_status = sub.add_parser("status", help="list running testbeds")
+    p_status.add_argument("--name")
+    p_status.add_argument("--json", action="store_true")
+    p_status.set_defaults(func=cmd_status)
+    p_build = sub.add_parser("build", help="build (or reuse) the cached images")
+    p_build.add_argument("releases", nargs="*")
+    p_build.set_defaults(func=cmd_build)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TestbedError as error:
+        print(f"testbed.py: error: {error}", file=sys.stderr)
+        return 1
+    except Interrupted as signame:
+        print(f"testbed.py: interrupted by {signame}; cleaned up", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
