@@ -50,6 +50,8 @@ FIELD_NAMES = (
 # Nix tokenizes entries on exactly these characters; other whitespace (\v, \f) is data to Nix.
 _WHITESPACE = " \t\n\r"
 _TOKEN_SPLIT = re.compile(r"[ \t\n\r]+")
+# Characters str.split() treats as whitespace but Nix does not.
+_OTHER_SPACE = re.compile("[\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _UNSIGNED_INT = re.compile(r"\+?[0-9]+\Z")
 # What boost::lexical_cast<float> accepts, minus inf/nan, which no sane machines file holds.
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
@@ -213,66 +215,65 @@ def _new_machine(store_uri, systems, ssh_key, max_jobs, speed_factor, supported,
 
 
 def _set_tuple(token):
+    if "," not in token:
+        return (token,)
     # tokenizeString drops empty pieces, so "a,,b" is {a, b}.
     return tuple(sorted({item for item in token.split(",") if item}))
 
 
+def _tokens(entry):
+    """Split an entry on Nix's whitespace (space, tab, CR, LF), padded to 8 columns with '-'."""
+    # str.split() is much faster but also splits on \v, \f and Unicode spaces, which are data to Nix.
+    tokens = _TOKEN_SPLIT.split(entry) if _OTHER_SPACE.search(entry) else entry.split()
+    if len(tokens) < 8:
+        tokens.extend(("-",) * (8 - len(tokens)))
+    return tokens
+
+
+def _fail(source, line, tokens, index, detail):
+    return MachinesFormatError(source, line, index + 1, "%r %s" % (tokens[index], detail), tokens[index])
+
+
 def _parse_entry(entry, default_systems, source, line):
-    """Parse one trimmed, non-empty machine entry (parseBuilderLine)."""
-    tokens = _TOKEN_SPLIT.split(entry)
-    count = len(tokens)
+    """Parse one trimmed, non-empty machine entry (parseBuilderLine).
 
-    def token(index):
-        # A column is "set" when it exists and is neither "" nor "-".
-        if index < count:
-            value = tokens[index]
-            if value and value != "-":
-                return value
-        return None
-
-    def fail(index, detail):
-        raise MachinesFormatError(source, line, index + 1, "%r %s" % (tokens[index], detail), tokens[index])
-
-    store_uri = token(0)
-    if store_uri is None:
+    A column is "set" when it exists and is neither "" nor "-"; tokens after the 8th are ignored.
+    """
+    tokens = _tokens(entry)
+    store_uri, systems, ssh_key, max_jobs, speed, supported, mandatory, host_key = tokens[:8]
+    if store_uri == "-":
         raise MachinesFormatError(source, line, 1, "store URI was not found at the first column of the entry")
-    systems = token(1)
-    systems = _set_tuple(systems) if systems is not None else default_systems
-    ssh_key = token(2)
+    systems = _set_tuple(systems) if systems != "-" else default_systems
+    if ssh_key == "-":
+        ssh_key = None
 
-    max_jobs = token(3)
-    if max_jobs is None:
+    if max_jobs == "-":
         max_jobs = 1
     else:
         if not _UNSIGNED_INT.match(max_jobs) or int(max_jobs) > _UINT_MAX:
-            fail(3, "is not an unsigned integer")
+            raise _fail(source, line, tokens, 3, "is not an unsigned integer")
         max_jobs = int(max_jobs)
 
-    speed = token(4)
-    if speed is None:
+    if speed == "-":
         speed = 1.0
     else:
         if not _FLOAT.match(speed):
-            fail(4, "is not a number")
+            raise _fail(source, line, tokens, 4, "is not a number")
         speed = float(speed)
         if speed < 0:
-            fail(4, "is negative; the speed factor must be >= 0")
+            raise _fail(source, line, tokens, 4, "is negative; the speed factor must be >= 0")
         if speed == 0:
-            speed = 1.0
+            speed = 1.0  # Nix turns 0 into 1.0
 
-    supported = token(5)
-    supported = _set_tuple(supported) if supported is not None else ()
-    mandatory = token(6)
-    mandatory = _set_tuple(mandatory) if mandatory is not None else ()
+    supported = _set_tuple(supported) if supported != "-" else ()
+    mandatory = _set_tuple(mandatory) if mandatory != "-" else ()
 
-    host_key = token(7)
-    if host_key is None:
+    if host_key == "-":
         host_key = ""
     else:
         reason = _base64_error(host_key)
         if reason:
-            fail(7, "is not valid base64 (%s)" % reason)
-    # Tokens after the 8th are ignored, as Nix does.
+            raise _fail(source, line, tokens, 7, "is not valid base64 (%s)" % reason)
     return _new_machine(_apply_ssh_rule(store_uri), systems, ssh_key, max_jobs, speed, supported, mandatory, host_key)
 
 

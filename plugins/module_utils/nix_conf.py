@@ -169,7 +169,7 @@ def to_nix_value(value):
     raise ValueError("cannot write a %s as a nix.conf value (use a string, integer, boolean or list): %r" % (type(value).__name__, value))
 
 
-class _Line(object):
+class _Line:
     """One line of the file: its raw text (without ``\\n``) and what it means to Nix."""
 
     __slots__ = ("raw", "key", "value", "include")
@@ -204,7 +204,7 @@ def _assignment_text(key, value):
     return "%s = %s" % (key, value) if value else "%s =" % key
 
 
-class NixConf(object):
+class NixConf:
     """A parsed nix.conf that can be edited while keeping unrelated bytes intact.
 
     Semantics of the editing methods:

@@ -10,33 +10,15 @@ daemon would parse at its next start, with the same includes, without touching /
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 
-# Where Nix lives when it is not on the PATH of a non-interactive shell (see facts P1).
-NIX_BIN_DIRS = [
-    "/nix/var/nix/profiles/default/bin",
-    "/run/current-system/sw/bin",
-    "/usr/local/bin",
-    "/usr/bin",
-]
-
-_VERSION_RE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def version_tuple(text: str) -> tuple[int, int, int]:
-    """(major, minor, patch) of the first version number in text, e.g. 'nix (Nix) 2.26.3'."""
-    match = _VERSION_RE.search(text or "")
-    if not match:
-        raise ValueError(f"no Nix version in {text!r}")
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
-
-
-def show_config_argv(nix: str, version: tuple[int, int, int]) -> list[str]:
-    """The command that prints the effective configuration (renamed in Nix 2.20, facts P16)."""
-    command = ["config", "show"] if version >= (2, 20, 0) else ["show-config"]
-    return [nix, "--extra-experimental-features", "nix-command"] + command
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import (
+    NIX_BIN_DIRS,
+    config_show_argv,
+    nix_implementation,
+    parse_nix_version,
+)
 
 
 def validate_candidate(module, conf_dir: str, candidates: dict) -> tuple[bool, str]:
@@ -46,15 +28,11 @@ def validate_candidate(module, conf_dir: str, candidates: dict) -> tuple[bool, s
     when it accepted it or when no Nix is installed to ask (then nothing more can be checked).
     Warnings Nix prints (such as unknown settings) are passed to module.warn.
     """
-    nix = module.get_bin_path("nix", opt_dirs=NIX_BIN_DIRS)
+    nix = module.get_bin_path("nix", opt_dirs=list(NIX_BIN_DIRS))
     if not nix:
         return True, ""
-    rc, out, err = module.run_command([nix, "--version"])
+    rc, out, _err = module.run_command([nix, "--version"])
     if rc != 0:
-        return True, ""
-    try:
-        version = version_tuple(out)
-    except ValueError:
         return True, ""
     workdir = tempfile.mkdtemp(prefix="nix-conf-check-", dir=module.tmpdir)
     try:
@@ -73,7 +51,12 @@ def validate_candidate(module, conf_dir: str, candidates: dict) -> tuple[bool, s
             "NIX_USER_CONF_FILES": os.path.join(workdir, "no-user-conf"),
             "NIX_CONFIG": "",
         }
-        rc, out, err = module.run_command(show_config_argv(nix, version), environ_update=environ)
+        # Best spelling first; where the version does not settle it (Lix, unknown), the other
+        # is tried when Nix says it does not know the command.
+        for argv in config_show_argv(nix, parse_nix_version(out), nix_implementation(out)):
+            rc, out, err = module.run_command(argv, environ_update=environ)
+            if rc == 0 or "recognised" not in err:
+                break
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     for line in err.splitlines():

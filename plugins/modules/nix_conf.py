@@ -23,7 +23,7 @@ description:
   - The daemon reads C(nix.conf) when it starts; the module reports RV(restart_required) and leaves the restart
     to M(nix_remote.builders.nix_daemon).
 author:
-  - nix_remote.builders contributors
+  - nix_remote.builders contributors (@nix_remote)
 extends_documentation_fragment:
   - ansible.builtin.files
   - nix_remote.builders.attributes
@@ -150,17 +150,8 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf impor
     NixConfError,
     to_nix_value,
 )
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_path
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import validate_candidate
-
-CUSTOM_CONF = "nix.custom.conf"
-
-
-def custom_conf_target(conf: NixConf, path: str) -> str | None:
-    """The nix.custom.conf that `path` includes, if any (relative includes resolve from its directory)."""
-    for _optional, included in conf.includes():
-        if os.path.basename(included) == CUSTOM_CONF:
-            return os.path.normpath(os.path.join(os.path.dirname(path), included))
-    return None
 
 
 def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> None:
@@ -206,7 +197,7 @@ def main() -> None:
     before, existed, conf = load(module, path)
 
     if module.params["follow_custom_conf"]:
-        custom = custom_conf_target(conf, path)
+        custom = custom_conf_path(path, conf.includes())
         if custom:
             try:
                 path = check_symlink(custom, module.params["follow"])

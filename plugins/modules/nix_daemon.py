@@ -22,7 +22,7 @@ description:
     with C(launchctl bootstrap) when the service is not loaded.
   - On NixOS the daemon belongs to the system activation; the module refuses and says to run C(nixos-rebuild switch).
 author:
-  - nix_remote.builders contributors
+  - nix_remote.builders contributors (@nix_remote)
 extends_documentation_fragment:
   - nix_remote.builders.attributes
 attributes:

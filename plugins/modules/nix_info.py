@@ -20,7 +20,7 @@ description:
   - A host without Nix is not an error; RV(installed) is then V(false) and the roles decide what to do.
   - The results are returned at the top level of the result, not as C(ansible_facts).
 author:
-  - nix_remote.builders contributors
+  - nix_remote.builders contributors (@nix_remote)
 extends_documentation_fragment:
   - nix_remote.builders.attributes
   - nix_remote.builders.attributes.INFO_MODULE
@@ -324,7 +324,8 @@ class Gatherer:
         return rc, out, err
 
     def find_paths(self) -> dict:
-        home = os.path.expanduser("~")
+        # The single-user profile of the user the module runs as (root with become).
+        home = os.environ.get("HOME") or pwd.getpwuid(os.geteuid()).pw_dir
         extra = (os.path.join(home, ".nix-profile/bin"), "/nix/var/nix/profiles/per-user/root/profile/bin")
         path_env = os.environ.get("PATH", "")
         return {key: nix_detect.find_binary(name, path_env, self.root, extra) for key, name in BINARIES.items()}
@@ -381,7 +382,8 @@ class Gatherer:
             return NixConf.parse(text, source=conf_path), text
         except NixConfError as exc:
             # Nix itself refuses to run with this file, so nothing built on it would work.
-            self.module.fail_json(msg=f"cannot parse {conf_path}: {exc}")
+            self.module.fail_json(msg=f"{exc} (Nix itself refuses this file; fix it first)", conf_path=conf_path,
+                                  line=exc.line)
         return None, text  # not reached
 
     def daemon_socket_group(self) -> str | None:
@@ -408,12 +410,14 @@ class Gatherer:
     def exists(self, host_path: str) -> bool:
         return os.path.lexists(self.path(host_path))
 
-    def layout(self, installed, nixos, darwin, implementation, paths, conf_text, custom_conf, service_manager) -> str:
+    def layout(self, installed, nixos, darwin, implementation, paths, conf_text, custom_conf, service_manager,
+               label) -> str:
         if not installed:
             return "unknown"
         if nixos:
             return "nixos"
-        if implementation == "determinate" or any(self.exists(p) for p in DETERMINATE_MARKERS):
+        if (implementation == "determinate" or label == nix_detect.LAUNCHD_LABEL_DETERMINATE
+                or any(self.exists(p) for p in DETERMINATE_MARKERS)):
             return "determinate"
         if darwin and self.exists(NIX_DARWIN_MARKER):
             return "nix_darwin"
@@ -478,7 +482,8 @@ class Gatherer:
             conf_dir=conf_dir,
             conf_path=conf_path,
             conf_edit_path=custom_conf or conf_path,
-            layout=self.layout(installed, nixos, darwin, implementation, paths, conf_text, custom_conf, service_manager),
+            layout=self.layout(installed, nixos, darwin, implementation, paths, conf_text, custom_conf,
+                               service_manager, label),
             service_manager=service_manager,
             launchd_label=label,
             daemon_socket_group=self.daemon_socket_group(),

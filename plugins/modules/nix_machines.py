@@ -21,7 +21,7 @@ description:
   - Nix re-reads the machines file for every build, so changing it needs no daemon restart; a change to the
     C(builders) setting of a C(nix.conf) does.
 author:
-  - nix_remote.builders contributors
+  - nix_remote.builders contributors (@nix_remote)
 extends_documentation_fragment:
   - ansible.builtin.files
   - nix_remote.builders.attributes

@@ -39,7 +39,8 @@ MIRROR = os.environ.get("TESTBED_MIRROR", "http://deb.debian.org/debian")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 HOST_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 # 127.0.0.1 is the machine's own localhost; Debian maps 127.0.1.1 to the hostname.
-ADDRESS_POOL = [f"127.0.{third}.{fourth}" for third in range(2, 255) for fourth in range(1, 255)]
+ADDRESS_POOL = [f"127.0.0.{fourth}" for fourth in range(2, 255)] + [
+    f"127.0.{third}.{fourth}" for third in range(2, 255) for fourth in range(1, 255)]
 PYTHON = "/usr/bin/python3"
 # A store path that never exists: asking the daemon whether it is valid is a pure store query.
 PROBE_PATH = "/nix/store/00000000000000000000000000000000-testbed-probe"
@@ -221,6 +222,10 @@ def _customize_upstream(rootfs: Path, nix_version: str) -> None:
     )
 
 
+# Read once at import: a file edited while this runs must not change the key mid-run.
+_CUSTOMIZE_SOURCES = {fn.__name__: inspect.getsource(fn) for fn in (_customize_base, _customize_upstream)}
+
+
 def recipe(release: Release) -> dict:
     """Everything an image is built from; its hash names the cached image."""
     data = {
@@ -229,10 +234,10 @@ def recipe(release: Release) -> dict:
         "packages": list(PACKAGES),
         "aptopts": list(release.aptopts),
         "mirror": MIRROR,
-        "customize_base": inspect.getsource(_customize_base),
+        "customize_base": _CUSTOMIZE_SOURCES["_customize_base"],
     }
     if release.upstream_layout:
-        data["customize_upstream"] = inspect.getsource(_customize_upstream)
+        data["customize_upstream"] = _CUSTOMIZE_SOURCES["_customize_upstream"]
     return data
 
 
@@ -349,6 +354,7 @@ class Host:
     port: int
     nix_version: str = ""
     machine: str = ""
+    uuid: str = ""
     merged: str = ""
     pid: int = 0
     ready_seconds: float = 0.0
@@ -370,10 +376,13 @@ class Testbed:
         return cls(**data)
 
     def save(self) -> None:
-        path = Path(self.runtime_dir) / "testbed.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        """Runtime copy (what runs now) and, once it exists, a copy in the state directory."""
+        for directory in (Path(self.runtime_dir), Path(self.state_dir)):
+            if directory.is_dir():
+                path = directory / "testbed.json"
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+                tmp.replace(path)
 
 
 def runtime_dir(name: str) -> Path:
@@ -412,53 +421,67 @@ def _mounts_below(path: Path) -> list[str]:
     return found
 
 
-def _processes_below(path: Path) -> list[int]:
-    """Processes of containers rooted below path, and the nspawn processes that run them."""
-    prefix = str(path).rstrip("/") + "/"
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            root = os.readlink(proc / "root")
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state == "Z":
-            continue
-        nspawn = cmdline and cmdline[0].endswith(b"systemd-nspawn") and any(
-            arg.decode(errors="replace").startswith(prefix) for arg in cmdline)
-        if nspawn or root.startswith(prefix):
-            found.append(int(proc.name))
-    return found
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    # Zombies count as gone: this machine's PID 1 does not always reap orphans.
+    return _proc_state(pid) not in ("", "Z")
 
 
-def _stop_processes(path: Path, pids: list[int], grace: float = 10.0) -> None:
-    """TERM the nspawn processes (systemd in the container shuts down), then KILL what remains."""
+def _testbed_processes(runtime: Path, uuids: set[str]) -> tuple[list[int], list[int]]:
+    """(nspawn processes of this testbed, init processes of its containers).
+
+    nspawns are found by the directory on their command line; container inits by the
+    container_uuid nspawn gives them, which also finds containers whose nspawn was killed
+    (SIGKILL on nspawn leaves the container running, reparented).
+    """
+    marker = str(runtime).rstrip("/") + "/"
+    nspawns, inits = [], []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or not _alive(int(proc.name)):
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            if cmdline[0].endswith(b"systemd-nspawn"):
+                if any(marker in arg.decode(errors="replace") for arg in cmdline):
+                    nspawns.append(int(proc.name))
+                continue
+            if uuids:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+                if any(entry.startswith(b"container_uuid=") and entry[15:].decode() in uuids
+                       for entry in environ):
+                    inits.append(int(proc.name))
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue
+    return nspawns, inits
+
+
+def _signal(pids: list[int], signum: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signum)
+
+
+def _stop_processes(runtime: Path, uuids: set[str], grace: float = 10.0) -> None:
+    """TERM the nspawns (systemd in the container shuts down cleanly), then KILL what remains."""
+    nspawns, inits = _testbed_processes(runtime, uuids)
+    _signal(nspawns, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        time.sleep(0.2)
-    for _ in range(50):
-        left = [pid for pid in set(pids) | set(_processes_below(path)) if _alive(pid)]
-        if not left:
-            return
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    while time.monotonic() < deadline and any(_alive(pid) for pid in nspawns):
         time.sleep(0.1)
-    raise TestbedError(f"processes below {path} survive SIGKILL: {left}")
+    for _ in range(100):
+        nspawns, inits = _testbed_processes(runtime, uuids)
+        if not nspawns and not inits:
+            return
+        # Killing a container's init ends its whole PID namespace; nspawn then exits.
+        _signal(inits + nspawns, signal.SIGKILL)
+        time.sleep(0.1)
+    raise TestbedError(f"processes of {runtime} survive SIGKILL: {nspawns + inits}")
 
 
 def _unmount_all(path: Path) -> None:
@@ -477,22 +500,16 @@ def _unmount_all(path: Path) -> None:
 def teardown(name: str, log=print) -> None:
     """Stop every host of testbed NAME and remove its mounts and state, also after a crash."""
     runtime = runtime_dir(name)
-    pids: list[int] = []
-    state_path = runtime / "testbed.json"
     state = None
-    if state_path.exists():
+    for path in (runtime / "testbed.json", state_dir(name) / "testbed.json"):
         with contextlib.suppress(ValueError, TypeError, KeyError, OSError):
-            state = Testbed.load(state_path)
-            pids = [host.pid for host in state.hosts if host.pid]
-    # Only processes that really are our nspawns: a pid from a stale file may be reused.
-    pids = [pid for pid in pids if pid in _processes_below(runtime)]
-    _stop_processes(runtime, pids + _processes_below(runtime))
-    _unmount_all(runtime)
+            state = state or Testbed.load(path)
+    uuids = {host.uuid for host in state.hosts if host.uuid} if state else set()
+    _stop_processes(runtime, uuids)
+    _unmount_all(runtime)  # raises rather than let rmtree below reach into a mount
     shutil.rmtree(runtime, ignore_errors=True)
-    local_state = Path(state.state_dir) if state else state_dir(name)
-    shutil.rmtree(local_state, ignore_errors=True)
-    if local_state != state_dir(name):
-        shutil.rmtree(state_dir(name), ignore_errors=True)
+    for local in {state_dir(name), Path(state.state_dir) if state else state_dir(name)}:
+        shutil.rmtree(local, ignore_errors=True)
     log(f"testbed {name}: down")
 
 
@@ -518,7 +535,9 @@ PATH="$PATH:{UPSTREAM_PROFILE}/bin" nix-store --store daemon --check-validity --
 
 def _prepare_root(merged: Path, host: Host, pubkey: str) -> list[str]:
     """Per-host identity; returns the host's public host keys."""
-    (merged / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    machine_id = uuid.uuid4()
+    host.uuid = str(machine_id)
+    (merged / "etc/machine-id").write_text(machine_id.hex + "\n")
     (merged / "etc/hostname").write_text(host.name + "\n")
     (merged / "etc/hosts").write_text(
         f"127.0.0.1\tlocalhost\n{host.address}\t{host.name}\n"
@@ -565,9 +584,10 @@ def start_host(bed: Testbed, host: Host, image: dict, pubkey: str) -> list[str]:
     host.merged = str(merged)
     host.machine = f"{bed.name}-{host.name}"[:64]
     host_keys = _prepare_root(merged, host, pubkey)
+    bed.save()  # the uuid is what finds this container again if nspawn dies
     env = dict(os.environ, **dict(release.boot_env))
     command = [
-        "systemd-nspawn", f"--directory={merged}", f"--machine={host.machine}",
+        "systemd-nspawn", f"--directory={merged}", f"--machine={host.machine}", f"--uuid={host.uuid}",
         f"--hostname={host.name}", "--boot", "--register=no", "--keep-unit",
         "--link-journal=no", "--console=passive",
     ]
@@ -723,7 +743,6 @@ def _boot(bed: Testbed, images: dict, timeout: float, started: float, log) -> Te
     if errors:
         raise TestbedError("\n".join(f"host {host}: {message}" for host, message in errors.items()))
     bed.save()
-    shutil.copy(Path(bed.runtime_dir) / "testbed.json", local / "testbed.json")
     inventory = write_inventory(bed, key, known_hosts)
     ensure_collection_link()
     total = round(time.monotonic() - started, 1)
@@ -741,12 +760,51 @@ def _raise_interrupted(signum, _frame):
     raise Interrupted(signal.Signals(signum).name)
 
 
+def parse_platforms(text: str) -> tuple[list[str], list[str]]:
+    """Molecule platforms as JSON -> (HOST=RELEASE[:PORT] texts, GROUP=HOST,... texts)."""
+    try:
+        platforms = json.loads(text)
+    except ValueError as error:
+        raise TestbedError(f"--platforms: not JSON: {error}") from None
+    if not isinstance(platforms, list):
+        raise TestbedError("--platforms: expected a list of {name, release, port, groups}")
+    hosts, groups = [], {}
+    for index, platform in enumerate(platforms):
+        where = f"--platforms item {index + 1}"
+        if not isinstance(platform, dict) or "name" not in platform or "release" not in platform:
+            raise TestbedError(f"{where}: needs `name` and `release` (one of {', '.join(RELEASES)})")
+        port = f":{platform['port']}" if platform.get("port") is not None else ""
+        hosts.append(f"{platform['name']}={platform['release']}{port}")
+        member_of = platform.get("groups") or []
+        if not isinstance(member_of, list):
+            raise TestbedError(f"{where} ({platform['name']}): `groups` must be a list")
+        for group in member_of:
+            groups.setdefault(str(group), []).append(str(platform["name"]))
+    return hosts, [f"{group}={','.join(members)}" for group, members in groups.items()]
+
+
+def write_instance_config(bed: Testbed, path: Path) -> None:
+    """Molecule's instance config: how molecule's own inventory reaches each host."""
+    key = Path(bed.state_dir) / "id_ed25519"
+    instances = [{"instance": host.name, "address": host.address, "user": "root", "port": host.port,
+                  "identity_file": str(key)} for host in bed.hosts]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(instances, indent=2) + "\n")  # JSON is YAML
+
+
 def cmd_up(args) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupted)
     signal.signal(signal.SIGINT, _raise_interrupted)
-    specs = [parse_host_spec(text) for text in args.hosts]
-    groups = parse_groups(args.group, [spec.name for spec in specs])
-    up(args.name, specs, groups, args.timeout)
+    host_texts, group_texts = list(args.hosts), list(args.group)
+    if args.platforms:
+        more_hosts, more_groups = parse_platforms(args.platforms)
+        host_texts += more_hosts
+        group_texts += more_groups
+    specs = [parse_host_spec(text) for text in host_texts]
+    groups = parse_groups(group_texts, [spec.name for spec in specs])
+    bed = up(args.name, specs, groups, args.timeout)
+    if args.instance_config:
+        write_instance_config(bed, Path(args.instance_config))
     return 0
 
 
@@ -800,7 +858,10 @@ def main(argv: list[str] | None = None) -> int:
                       help="inventory group membership, e.g. nix_builders=b1,b2 (repeatable)")
     p_up.add_argument("--timeout", type=float, default=float(os.environ.get("TESTBED_TIMEOUT", 120)),
                       help="seconds until every host must be ready (default 120)")
-    p_up.add_argument("hosts", nargs="+", metavar="HOST=RELEASE[:PORT]")
+    p_up.add_argument("--platforms", metavar="JSON",
+                      help="molecule platforms: [{name, release, port?, groups?}, ...]")
+    p_up.add_argument("--instance-config", metavar="FILE", help="also write molecule's instance config")
+    p_up.add_argument("hosts", nargs="*", metavar="HOST=RELEASE[:PORT]")
     p_up.set_defaults(func=cmd_up)
     p_down = sub.add_parser("down", help="stop hosts, remove mounts and state")
     p_down.add_argument("--name")

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -379,9 +381,9 @@ def test_to_nix_value_rejects(value):
 
 # --- properties ------------------------------------------------------------------------------
 
-KEYS = sorted({"max-jobs", "cores", "builders", "trusted-users", "substituters", "system-features", "extra-platforms", "foo-bar"}
-              | set(ALIASES) | {"extra-trusted-users", "extra-substituters", "extra-binary-caches", "extra-system-features",
-                                 "extra-builders", "extra-extra-platforms"})
+PLAIN_KEYS = {"max-jobs", "cores", "builders", "trusted-users", "substituters", "system-features", "extra-platforms", "foo-bar"}
+EXTRA_KEYS = {"extra-trusted-users", "extra-substituters", "extra-binary-caches", "extra-system-features", "extra-builders", "extra-extra-platforms"}
+KEYS = sorted(PLAIN_KEYS | set(ALIASES) | EXTRA_KEYS)
 SETTABLE_KEYS = [key for key in KEYS if key != "extra-builders"]
 
 blank = st.text(alphabet=" \t\r", max_size=4)
@@ -449,7 +451,7 @@ def file_with_target_line(draw):
     names = family(key)
 
     def foreign(line):
-        tokens = line.split("#", 1)[0].split()
+        tokens = [item for item in re.split("[ \t\r]+", line.split("#", 1)[0]) if item]
         return not tokens or canonical_key(tokens[0]) not in names
 
     prefix = draw(st.lists(st.one_of(assignment_line(), other_line), max_size=5))

@@ -90,7 +90,7 @@ def test_diff(run_module, machines):
 def test_old_nix_gets_integer_speed_and_no_host_key_column(run_module, tmp_path):
     path = tmp_path / "machines"
     run_module(nix_machines.main, {"path": str(path), "builders": [dict(BUILDER, speed_factor=2.0)], "nix_version": "2.3.16"})
-    assert path.read_text().split() [4] == "2"
+    assert path.read_text().split()[4] == "2"
     assert HOST_KEY not in path.read_text()
 
 

@@ -1,0 +1,375 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nix_remote.builders contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read and edit nix.conf the way Nix itself parses it.
+
+Pure Python (stdlib only) so it runs on target hosts and can be unit tested
+without Ansible. The parsing rules follow Nix's ``parseConfigFiles`` and
+``Config::set`` (libutil/configuration.cc):
+
+* the text is split on ``\\n`` only; there are no line continuations;
+* ``#`` starts a comment anywhere in a line, so a value never contains ``#``;
+* a line is split into tokens on space, tab and carriage return; a line
+  without tokens is ignored;
+* ``include PATH`` and ``!include PATH`` (exactly two tokens) include a file;
+* every other line must have ``=`` as its second token, otherwise it is a
+  syntax error; the value is the remaining tokens joined by one space;
+* the last assignment of a setting wins, and an alias sets the same setting;
+* ``extra-NAME`` appends to NAME only when NAME is a list setting; a plain
+  ``NAME =`` later in the file discards earlier ``extra-NAME`` values
+  (NixOS/nix#9487), which is why new ``extra-`` lines are always written
+  after their base setting; ``extra-platforms`` is a setting of its own.
+
+Editing keeps every byte the caller did not ask to change: an untouched
+document renders byte-identical (CRLF, odd whitespace, comments, missing
+final newline and all).
+"""
+
+from __future__ import annotations
+
+# Old setting names that Nix still accepts; each sets the canonical setting.
+ALIASES = {
+    "build-max-jobs": "max-jobs",
+    "build-cores": "cores",
+    "build-max-silent-time": "max-silent-time",
+    "build-timeout": "timeout",
+    "build-use-substitutes": "substitute",
+    "build-fallback": "fallback",
+    "binary-caches": "substituters",
+    "binary-cache-public-keys": "trusted-public-keys",
+    "trusted-binary-caches": "trusted-substituters",
+    "build-use-chroot": "sandbox",
+    "build-use-sandbox": "sandbox",
+    "build-chroot-dirs": "sandbox-paths",
+    "build-sandbox-paths": "sandbox-paths",
+    "gc-keep-outputs": "keep-outputs",
+    "gc-keep-derivations": "keep-derivations",
+    # Nix's source names this setting max-build-log-size (alias build-max-log-size).
+    "build-max-log-size": "max-build-log-size",
+    "build-keep-log": "keep-build-log",
+    "build-compress-log": "compress-build-log",
+    "env-keep-derivations": "keep-env-derivations",
+    "build-repeat": "repeat",
+    "build-impersonate-linux-26": "impersonate-linux-26",
+    "substitution-max-jobs": "max-substitution-jobs",
+}
+
+# Settings whose type is a list, set or map in Nix (Strings, StringSet, Paths,
+# PathSet, StringMap, feature sets): only these accept an ``extra-`` form that
+# appends.  ``extra-platforms`` is listed because it is itself a string set
+# (so ``extra-extra-platforms`` appends to it); it is not an append to a
+# ``platforms`` setting, which does not exist.
+LIST_SETTINGS = frozenset((
+    "access-tokens",
+    "allowed-impure-host-deps",
+    "allowed-uris",
+    "allowed-users",
+    "build-hook",
+    "experimental-features",
+    "extra-platforms",
+    "hashed-mirrors",
+    "ignored-acls",
+    "impure-env",
+    "nix-path",
+    "plugin-files",
+    "sandbox-paths",
+    "secret-key-files",
+    "substituters",
+    "system-features",
+    "trusted-public-keys",
+    "trusted-substituters",
+    "trusted-users",
+))
+
+_EXTRA = "extra-"
+# Nix tokenizes on " \t\n\r"; lines never contain "\n" because the text is split on it.
+_WHITESPACE = " \t\r"
+_INCLUDE_KEYWORDS = ("include", "!include")
+
+
+class NixConfError(ValueError):
+    """A nix.conf syntax error or a refused edit.
+
+    ``line`` is the 1-based line number (None when the error is not about a
+    line of the file) and ``source`` the file name given to ``NixConf.parse``.
+    """
+
+    def __init__(self, message, *, line=None, source="nix.conf"):
+        self.line = line
+        self.source = source
+        self.detail = message
+        where = source if line is None else "%s, line %d" % (source, line)
+        super().__init__("%s: %s" % (where, message))
+
+
+def _tokenize(text):
+    tokens = []
+    current = []
+    for char in text:
+        if char in _WHITESPACE:
+            if current:
+                tokens.append("".join(current))
+                current = []
+        else:
+            current.append(char)
+    if current:
+        tokens.append("".join(current))
+    return tokens
+
+
+def canonical_key(key):
+    """Return the canonical setting name for ``key`` (aliases resolved, also in ``extra-`` form)."""
+    if key in ALIASES:
+        return ALIASES[key]
+    if key.startswith(_EXTRA) and key not in LIST_SETTINGS:
+        base = key[len(_EXTRA):]
+        if base in ALIASES:
+            return _EXTRA + ALIASES[base]
+    return key
+
+
+def _split_key(key):
+    """Return ``(base, appends)``: ``appends`` is True for the ``extra-`` form of a list setting.
+
+    Nix looks a name up exactly first, so ``extra-platforms`` is a setting of
+    its own.  ``extra-NAME`` for a NAME that is not a list setting is returned
+    unchanged (Nix ignores it with an "unknown setting" warning).
+    """
+    key = canonical_key(key)
+    if key.startswith(_EXTRA) and key not in LIST_SETTINGS and key[len(_EXTRA):] in LIST_SETTINGS:
+        return key[len(_EXTRA):], True
+    return key, False
+
+
+def to_nix_value(value):
+    """Render a Python value the way nix.conf spells it.
+
+    bool -> ``true``/``false``, int -> decimal, list/tuple -> items joined by
+    one space, str -> unchanged.  A value Nix cannot read back unchanged
+    (``#``, a line break, a list item with whitespace) raises ValueError.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        items = []
+        for item in value:
+            text = to_nix_value(item)
+            if not text or _tokenize(text) != [text]:
+                raise ValueError("list item %r is empty or contains whitespace; nix.conf lists are separated by whitespace" % (item,))
+            items.append(text)
+        return " ".join(items)
+    if isinstance(value, str):
+        if "#" in value:
+            raise ValueError("value %r contains '#', which starts a comment in nix.conf; Nix would cut the value there" % (value,))
+        if "\n" in value or "\r" in value:
+            raise ValueError("value %r contains a line break; nix.conf has no line continuations" % (value,))
+        return value
+    raise ValueError("cannot write a %s as a nix.conf value (use a string, integer, boolean or list): %r" % (type(value).__name__, value))
+
+
+class _Line:
+    """One line of the file: its raw text (without ``\\n``) and what it means to Nix."""
+
+    __slots__ = ("raw", "key", "value", "include")
+
+    def __init__(self, raw, key=None, value=None, include=None):
+        self.raw = raw
+        self.key = key          # setting name as written, or None
+        self.value = value      # value with whitespace collapsed
+        self.include = include  # (optional, path) for include lines
+
+
+def _parse_line(raw, number, source):
+    content = raw.split("#", 1)[0]
+    tokens = _tokenize(content)
+    if not tokens:
+        return _Line(raw)
+    shown = content.strip(_WHITESPACE)
+    if len(tokens) < 2:
+        raise NixConfError("syntax error in configuration line %r: expected 'name = value' (a lone word is not a setting)" % shown,
+                           line=number, source=source)
+    if tokens[0] in _INCLUDE_KEYWORDS:
+        if len(tokens) != 2:
+            raise NixConfError("illegal configuration line %r: %s takes exactly one path" % (shown, tokens[0]), line=number, source=source)
+        return _Line(raw, include=(tokens[0] == "!include", tokens[1]))
+    if tokens[1] != "=":
+        raise NixConfError("syntax error in configuration line %r: expected 'name = value' with spaces around '='" % shown,
+                           line=number, source=source)
+    return _Line(raw, key=tokens[0], value=" ".join(tokens[2:]))
+
+
+def _assignment_text(key, value):
+    return "%s = %s" % (key, value) if value else "%s =" % key
+
+
+class NixConf:
+    """A parsed nix.conf that can be edited while keeping unrelated bytes intact.
+
+    Semantics of the editing methods:
+
+    * ``get(NAME)`` is the value Nix computes from this file alone (includes
+      not followed): aliases resolved, last assignment wins, and for list
+      settings the ``extra-NAME`` values that follow the last ``NAME`` line
+      appended.  When only ``extra-NAME`` lines exist the result is those
+      values alone: Nix would append them to the built-in default, which this
+      file does not know.  ``get("extra-NAME")`` returns just the appended
+      part that is in effect (``extra-`` lines after the last ``NAME`` line).
+      None when nothing assigns the setting.  Set-typed settings are returned
+      in file order, duplicates kept.
+    * ``set(NAME, value)`` makes the file's own assignment of NAME equal to
+      value and returns whether the text changed.  The last line assigning
+      NAME (or an alias) is rewritten in place as ``NAME = value`` (keeping
+      its indentation and trailing comment).  Earlier assignments are kept:
+      the last one wins, so they are harmless, and keeping them makes an edit
+      touch one line.  ``extra-NAME`` lines are not touched by ``set(NAME)``.
+      A new ``NAME`` line goes before the first ``extra-NAME`` line (so it
+      does not discard it, NixOS/nix#9487), otherwise at the end.
+    * ``set("extra-NAME", value)`` makes the appended part equal to value:
+      it rewrites the last effective ``extra-NAME`` line and removes the other
+      effective ones (they would append too); new lines go at the end, which
+      is after every ``NAME`` line.  Refused for settings that are not lists.
+    * ``unset(NAME)`` removes every line assigning NAME, its aliases and its
+      ``extra-`` form; ``unset("extra-NAME")`` removes only the ``extra-``
+      lines.
+    """
+
+    def __init__(self, lines, source="nix.conf", newline="\n"):
+        self._lines = lines
+        self.source = source
+        # Line ending for lines we add ("\r" is kept inside the raw line, since Nix splits on "\n").
+        self._eol_cr = newline == "\r\n"
+
+    @classmethod
+    def parse(cls, text, *, source="nix.conf"):
+        """Parse ``text``; raise NixConfError naming ``source`` and the line on a syntax error."""
+        if not isinstance(text, str):
+            raise TypeError("nix.conf text must be str, not %s" % type(text).__name__)
+        lines = [_parse_line(raw, number, source) for number, raw in enumerate(text.split("\n"), 1)]
+        newline = "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
+        return cls(lines, source=source, newline=newline)
+
+    def render(self):
+        """Return the text of the document."""
+        return "\n".join(line.raw for line in self._lines)
+
+    def includes(self):
+        """Return ``(optional, path)`` for each include line, in file order (``!include`` is optional)."""
+        return [line.include for line in self._lines if line.include is not None]
+
+    # -- queries -----------------------------------------------------------
+
+    def _indexes(self, base, appends):
+        """Indexes of lines that assign ``base`` itself (appends=False) or append to it (appends=True)."""
+        return [index for index, line in enumerate(self._lines)
+                if line.key is not None and _split_key(line.key) == (base, appends)]
+
+    def _effective_extras(self, base):
+        base_lines = self._indexes(base, False)
+        last_base = base_lines[-1] if base_lines else -1
+        return [index for index in self._indexes(base, True) if index > last_base]
+
+    def _joined(self, indexes):
+        return " ".join(self._lines[index].value for index in indexes if self._lines[index].value)
+
+    def get(self, key):
+        """Return the effective value of ``key`` in this file (see the class docstring), or None."""
+        base, appends = _split_key(key)
+        extras = self._effective_extras(base) if base in LIST_SETTINGS else []
+        if appends:
+            return self._joined(extras) if extras else None
+        base_lines = self._indexes(base, False)
+        if not base_lines and not extras:
+            return None
+        parts = ([self._lines[base_lines[-1]].value] if base_lines else []) + [self._lines[index].value for index in extras]
+        return " ".join(part for part in parts if part)
+
+    # -- edits -------------------------------------------------------------
+
+    def _check_key(self, key):
+        if not isinstance(key, str) or not key or _tokenize(key) != [key] or "#" in key or "\n" in key or key == "=":
+            raise NixConfError("invalid setting name %r: it must be one word without whitespace or '#'" % (key,), source=self.source)
+        if key in _INCLUDE_KEYWORDS:
+            raise NixConfError("%r is not a setting; include lines are not managed by set/unset" % key, source=self.source)
+
+    def _check_appendable(self, key):
+        canonical = canonical_key(key)
+        if not canonical.startswith(_EXTRA) or canonical in LIST_SETTINGS or _split_key(canonical)[1]:
+            return
+        base = canonical[len(_EXTRA):]
+        if base == "builders":
+            raise NixConfError("refusing to write %r: 'builders' is a string setting, not a list, so Nix has no 'extra-builders' "
+                               "(it ignores the line with an \"unknown setting\" warning); set 'builders' itself, or list the "
+                               "machines in the machines file it points to" % key, source=self.source)
+        raise NixConfError("refusing to write %r: %r is not a list setting, so Nix does not append with 'extra-%s' "
+                           "(it would ignore the line as an unknown setting); set %r itself" % (key, base, base, base),
+                           source=self.source)
+
+    def _new_line(self, key, value):
+        return _Line(_assignment_text(key, value) + ("\r" if self._eol_cr else ""), key=key, value=value)
+
+    def _append_index(self):
+        # A text ending in "\n" splits into a final empty string; new lines go before it.
+        if self._lines and self._lines[-1].raw == "":
+            return len(self._lines) - 1
+        return len(self._lines)
+
+    def _rewrite(self, index, key, value):
+        """Replace the assignment on line ``index``, keeping indentation, trailing whitespace and comment."""
+        line = self._lines[index]
+        content, hash_mark, comment = line.raw.partition("#")
+        body = content.lstrip(_WHITESPACE)
+        indent = content[:len(content) - len(body)]
+        stripped = body.rstrip(_WHITESPACE)
+        trailing = body[len(stripped):]
+        raw = indent + _assignment_text(key, value) + trailing + hash_mark + comment
+        self._lines[index] = _Line(raw, key=key, value=value)
+
+    def set(self, key, value):
+        """Assign ``value`` (str, or anything ``to_nix_value`` accepts) to ``key``; return True if the text changed."""
+        self._check_key(key)
+        self._check_appendable(key)
+        try:
+            value = " ".join(_tokenize(to_nix_value(value)))
+        except ValueError as exc:
+            raise NixConfError("setting %r: %s" % (key, exc), source=self.source)
+        base, appends = _split_key(key)
+        if appends:
+            extras = self._effective_extras(base)
+            if extras and self._joined(extras) == value:
+                # Already appended (possibly by several lines that add up to it): nothing changes for Nix.
+                return False
+            if not extras:
+                self._lines.insert(self._append_index(), self._new_line(key, value))
+                return True
+            self._rewrite(extras[-1], key, value)
+            for index in reversed(extras[:-1]):
+                del self._lines[index]
+            return True
+        base_lines = self._indexes(base, False)
+        if base_lines:
+            last = base_lines[-1]
+            if self._lines[last].value == value:
+                return False
+            self._rewrite(last, key, value)
+            return True
+        appenders = self._indexes(base, True) if base in LIST_SETTINGS else []
+        position = appenders[0] if appenders else self._append_index()
+        self._lines.insert(position, self._new_line(key, value))
+        return True
+
+    def unset(self, key):
+        """Remove every line assigning ``key``, its aliases and its ``extra-`` form; return True if the text changed."""
+        self._check_key(key)
+        base, appends = _split_key(key)
+        if appends:
+            doomed = set(self._indexes(base, True))
+        else:
+            doomed = set(self._indexes(base, False)) | set(self._indexes(base, True))
+            # extra-NAME for a non-list NAME (e.g. extra-builders) is junk Nix ignores; it goes with NAME.
+            doomed |= set(self._indexes(_EXTRA + base, False))
+        if not doomed:
+            return False
+        self._lines = [line for index, line in enumerate(self._lines) if index not in doomed]
+        return True

@@ -1,0 +1,248 @@
+#!/usr/bin/python
+# Copyright: contributors to nix_remote.builders
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: nix_conf
+short_description: Manage settings in a Nix C(nix.conf) without disturbing the rest of the file
+version_added: 0.1.0
+description:
+  - Sets and removes settings in a Nix configuration file, parsing it exactly as Nix does
+    (no line continuations, C(#) comments anywhere, C( = ) as its own token, last assignment wins).
+  - Every line that is not a managed setting is kept byte for byte; an edit touches only the lines of its key.
+  - Aliases are the same setting, so O(settings) with C(max-jobs) replaces an existing C(build-max-jobs) line.
+  - A new C(extra-*) line always lands after the line of its base setting, because a plain assignment
+    after it would discard it (Nix issue 9487).
+  - When the file holds C(!include nix.custom.conf), as the Determinate and newer official installers write it,
+    changes go to C(nix.custom.conf) (see O(follow_custom_conf)).
+  - When Nix is installed on the host, the candidate file is read by Nix itself (C(nix show-config) or
+    C(nix config show) with C(NIX_CONF_DIR) pointing at a temporary copy) before it is installed.
+  - The daemon reads C(nix.conf) when it starts; the module reports RV(restart_required) and leaves the restart
+    to M(nix_remote.builders.nix_daemon).
+author:
+  - nix_remote.builders contributors
+extends_documentation_fragment:
+  - ansible.builtin.files
+  - nix_remote.builders.attributes
+  - nix_remote.builders.attributes.FILES
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+  safe_file_operations:
+    support: full
+  idempotent:
+    support: full
+options:
+  path:
+    description:
+      - The C(nix.conf) to edit. It is created when missing.
+    type: path
+    default: /etc/nix/nix.conf
+  settings:
+    description:
+      - Settings to make effective, as a dictionary of setting name to value.
+      - Booleans are written C(true)/C(false), lists are joined with spaces, integers as plain numbers.
+      - Values cannot contain C(#) or a newline, since Nix would cut them there.
+      - C(extra-builders) is refused, because C(builders) is a string setting that Nix cannot append to.
+    type: dict
+    default: {}
+  absent:
+    description:
+      - Settings to remove. Every line assigning the setting, one of its aliases, or its C(extra-) form is removed.
+    type: list
+    elements: str
+    default: []
+  follow_custom_conf:
+    description:
+      - When O(path) includes C(nix.custom.conf) (C(include) or C(!include)), edit that file instead.
+    type: bool
+    default: true
+  follow:
+    description:
+      - Whether a symlinked O(path) may be followed and the file it points to edited.
+      - By default a symlink is refused, so that a link into a generated or shared location is never rewritten by accident.
+    type: bool
+    default: false
+  validate:
+    description:
+      - Have the installed Nix read the candidate before it is installed, and fail without writing when it rejects it.
+      - Without Nix on the host there is nothing to ask, and only this module's own parser checks the candidate.
+    type: bool
+    default: true
+  backup:
+    description:
+      - Create a backup file including the timestamp information so you can get the original file back.
+    type: bool
+    default: false
+notes:
+  - Integer suffixes such as C(1G) are accepted by Nix in C(nix.conf) only from 2.23; write plain byte counts for
+    C(min-free) and C(max-free) to stay portable.
+seealso:
+  - module: nix_remote.builders.nix_machines
+  - module: nix_remote.builders.nix_daemon
+"""
+
+EXAMPLES = r"""
+- name: Let the build user use the daemon as a trusted user and tune the builder
+  nix_remote.builders.nix_conf:
+    settings:
+      extra-trusted-users: [remotebuild]
+      max-jobs: 4
+      cores: 0
+      min-free: 1073741824
+  register: builder_conf
+
+- name: Offload builds, and let builders fetch from binary caches themselves
+  nix_remote.builders.nix_conf:
+    settings:
+      builders: "@/etc/nix/machines"
+      builders-use-substitutes: true
+
+- name: Drop a setting this collection used to manage
+  nix_remote.builders.nix_conf:
+    absent:
+      - build-poll-interval
+"""
+
+RETURN = r"""
+path:
+  description: The file that was (or in check mode would be) written, after following C(nix.custom.conf).
+  returned: always
+  type: str
+  sample: /etc/nix/nix.conf
+restart_required:
+  description: Whether an effective setting changed; nix-daemon reads C(nix.conf) only when it starts.
+  returned: always
+  type: bool
+  sample: true
+settings:
+  description: The effective value of each managed setting after the change, as Nix computes it from this file.
+  returned: always
+  type: dict
+  sample: {"builders-use-substitutes": "true"}
+backup_file:
+  description: Name of the backup file that was created.
+  returned: when O(backup=true) and the file changed
+  type: str
+  sample: /etc/nix/nix.conf.12345.2026-11-25@12:00:00~
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit import (
+    ConfigFileError,
+    check_symlink,
+    file_diff,
+    read_config,
+    write_atomic,
+)
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import (
+    NixConf,
+    NixConfError,
+    to_nix_value,
+)
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import validate_candidate
+
+CUSTOM_CONF = "nix.custom.conf"
+
+
+def custom_conf_target(conf: NixConf, path: str) -> str | None:
+    """The nix.custom.conf that `path` includes, if any (relative includes resolve from its directory)."""
+    for _optional, included in conf.includes():
+        if os.path.basename(included) == CUSTOM_CONF:
+            return os.path.normpath(os.path.join(os.path.dirname(path), included))
+    return None
+
+
+def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> None:
+    """Apply O(settings) then O(absent) to conf, failing with the offending key named."""
+    for key, value in module.params["settings"].items():
+        try:
+            conf.set(key, to_nix_value(value))
+        except (ValueError, TypeError) as exc:
+            module.fail_json(msg=f"{path}: settings.{key}: {exc}")
+    for key in module.params["absent"]:
+        try:
+            conf.unset(key)
+        except ValueError as exc:
+            module.fail_json(msg=f"{path}: absent: {key}: {exc}")
+
+
+def load(module: AnsibleModule, path: str) -> tuple[str, bool, NixConf]:
+    try:
+        text, existed = read_config(path)
+        return text, existed, NixConf.parse(text, source=path)
+    except (ConfigFileError, NixConfError) as exc:
+        module.fail_json(msg=str(exc))
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", default="/etc/nix/nix.conf"),
+            settings=dict(type="dict", default={}),
+            absent=dict(type="list", elements="str", default=[]),
+            follow_custom_conf=dict(type="bool", default=True),
+            follow=dict(type="bool", default=False),
+            validate=dict(type="bool", default=True),
+            backup=dict(type="bool", default=False),
+        ),
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    try:
+        path = check_symlink(module.params["path"], module.params["follow"])
+    except ConfigFileError as exc:
+        module.fail_json(msg=str(exc))
+    before, existed, conf = load(module, path)
+
+    if module.params["follow_custom_conf"]:
+        custom = custom_conf_target(conf, path)
+        if custom:
+            try:
+                path = check_symlink(custom, module.params["follow"])
+            except ConfigFileError as exc:
+                module.fail_json(msg=str(exc))
+            before, existed, conf = load(module, path)
+
+    apply_changes(module, conf, path)
+    after = conf.render()
+    changed = after != before
+
+    # Our own output must read back as what we meant; never install what fails that.
+    try:
+        reread = NixConf.parse(after, source=path)
+    except NixConfError as exc:
+        module.fail_json(msg=f"internal error: the edited {path} does not parse: {exc}")
+    effective = {key: reread.get(key) for key in module.params["settings"]}
+
+    result = dict(changed=changed, path=path, restart_required=changed, settings=effective)
+    if module._diff:
+        result["diff"] = file_diff(path, before, after, existed)
+
+    if changed and module.params["validate"]:
+        ok, message = validate_candidate(module, os.path.dirname(path), {os.path.basename(path): after})
+        if not ok:
+            module.fail_json(msg=f"{path}: Nix rejects the edited file, which was not installed: {message}", **result)
+
+    if changed and not module.check_mode:
+        backup_file = write_atomic(module, path, after, module.params["backup"], existed)
+        if backup_file:
+            result["backup_file"] = backup_file
+    if os.path.exists(path) and not module.check_mode:
+        file_args = module.load_file_common_arguments(module.params, path=path)
+        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,507 @@
+#!/usr/bin/python
+# Copyright: contributors to nix_remote.builders
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: nix_info
+short_description: Report how Nix is installed on a host and what it can build
+version_added: 0.1.0
+description:
+  - Finds Nix (also where it is not on the PATH of a non-interactive shell), its version, the systems
+    and features its builds support, the host's capacity, which configuration file to edit, how the
+    C(nix-daemon) service is run, and the host's SSH public host keys.
+  - Everything a remote builder or a client of one needs to know about the host, read without changing anything.
+  - Effective settings come from Nix itself (C(nix show-config) before Nix 2.20, C(nix config show) from 2.20),
+    reading only the system configuration, as the daemon does; when that fails the system type comes from
+    C(nix-instantiate --eval -E builtins.currentSystem), which works on every Nix version.
+  - A host without Nix is not an error; RV(installed) is then V(false) and the roles decide what to do.
+  - The results are returned at the top level of the result, not as C(ansible_facts).
+author:
+  - nix_remote.builders contributors
+extends_documentation_fragment:
+  - nix_remote.builders.attributes
+  - nix_remote.builders.attributes.INFO_MODULE
+attributes:
+  platform:
+    platforms: posix
+    details:
+      - Linux (systemd or not, NixOS included) and macOS (Darwin).
+options: {}
+notes:
+  - Run it as root (C(become)) so the effective configuration and C(/dev/kvm) are seen as the daemon sees them.
+  - The binary paths are the stable locations (for example C(/nix/var/nix/profiles/default/bin/nix-daemon)),
+    never resolved to C(/nix/store) paths, which disappear after an upgrade.
+seealso:
+  - module: nix_remote.builders.nix_daemon
+  - module: nix_remote.builders.nix_conf
+"""
+
+EXAMPLES = r"""
+- name: Find out how Nix is installed
+  nix_remote.builders.nix_info:
+  become: true
+  register: nix
+
+- name: Stop on hosts without a Nix daemon
+  ansible.builtin.assert:
+    that:
+      - nix.installed
+      - nix.multi_user
+    fail_msg: "{{ inventory_hostname }}: remote builds need a multi-user Nix (layout {{ nix.layout }})"
+
+- name: Show what the host can build
+  ansible.builtin.debug:
+    msg: "{{ nix.systems | join(',') }} with {{ nix.system_features | join(',') }} on {{ nix.cores }} cores"
+"""
+
+RETURN = r"""
+installed:
+  description: Whether a Nix installation was found.
+  returned: always
+  type: bool
+  sample: true
+version:
+  description: The Nix version, from C(nix-store --version) (or C(nix --version)); null without Nix.
+  returned: always
+  type: str
+  sample: 2.26.3
+implementation:
+  description: Which Nix the version line names (V(nix), V(determinate) or V(lix)); null without Nix.
+  returned: always
+  type: str
+  sample: nix
+multi_user:
+  description: Whether a Nix daemon is installed (a service for it, NixOS, or the daemon socket directory).
+  returned: always
+  type: bool
+  sample: true
+paths:
+  description:
+    - Absolute paths of the Nix binaries, each null when not found.
+    - Searched in C(/run/current-system/sw/bin), C(/nix/var/nix/profiles/default/bin), C(/usr/local/bin),
+      C(/usr/bin), C(/bin), then the module's C(PATH) and root's C(~/.nix-profile/bin).
+  returned: always
+  type: dict
+  contains:
+    nix:
+      description: Path of C(nix).
+      type: str
+      returned: always
+    nix_store:
+      description: Path of C(nix-store).
+      type: str
+      returned: always
+    nix_daemon:
+      description: Path of C(nix-daemon), for forced commands and C(remote-program).
+      type: str
+      returned: always
+    nix_build:
+      description: Path of C(nix-build).
+      type: str
+      returned: always
+    nix_instantiate:
+      description: Path of C(nix-instantiate).
+      type: str
+      returned: always
+  sample:
+    nix: /nix/var/nix/profiles/default/bin/nix
+    nix_store: /nix/var/nix/profiles/default/bin/nix-store
+    nix_daemon: /nix/var/nix/profiles/default/bin/nix-daemon
+    nix_build: /nix/var/nix/profiles/default/bin/nix-build
+    nix_instantiate: /nix/var/nix/profiles/default/bin/nix-instantiate
+system:
+  description: The host's Nix system type; null when Nix could not tell.
+  returned: always
+  type: str
+  sample: x86_64-linux
+extra_platforms:
+  description: The effective C(extra-platforms) setting.
+  returned: always
+  type: list
+  elements: str
+  sample: [i686-linux]
+systems:
+  description: All system types the host builds for, RV(system) first, then RV(extra_platforms).
+  returned: always
+  type: list
+  elements: str
+  sample: [x86_64-linux, i686-linux]
+system_features:
+  description:
+    - The effective C(system-features) setting.
+    - When Nix cannot report it, the Nix defaults (C(benchmark), C(big-parallel), C(nixos-test)) plus C(kvm)
+      when RV(kvm) is true.
+  returned: always
+  type: list
+  elements: str
+  sample: [benchmark, big-parallel, kvm, nixos-test, uid-range]
+kvm:
+  description: Whether C(/dev/kvm) is readable and writable (Linux only).
+  returned: always
+  type: bool
+  sample: true
+cores:
+  description: CPU cores this process may use (its scheduler affinity where the OS has one).
+  returned: always
+  type: int
+  sample: 8
+memory_bytes:
+  description: Total memory in bytes (C(/proc/meminfo) on Linux, C(sysctl hw.memsize) on macOS); null if unknown.
+  returned: always
+  type: int
+  sample: 16777216000
+conf_dir:
+  description: The Nix configuration directory.
+  returned: always
+  type: str
+  sample: /etc/nix
+conf_path:
+  description: The system C(nix.conf).
+  returned: always
+  type: str
+  sample: /etc/nix/nix.conf
+conf_edit_path:
+  description:
+    - The file settings should be written to; C(nix.custom.conf) when C(nix.conf) includes it
+      (Determinate, the new official installer, Lix), otherwise RV(conf_path).
+  returned: always
+  type: str
+  sample: /etc/nix/nix.custom.conf
+layout:
+  description:
+    - How Nix was installed.
+    - V(debian) a distribution package (C(nix-daemon) in C(/usr/bin), as Debian's C(nix-bin)),
+      V(upstream) the official multi-user installer, V(determinate) Determinate Nix,
+      V(nixos) NixOS, V(nix_darwin) nix-darwin, V(single_user) Nix without a daemon,
+      V(unknown) anything else or no Nix.
+  returned: always
+  type: str
+  sample: upstream
+service_manager:
+  description: What runs C(nix-daemon) (V(systemd), V(launchd), V(nixos) or V(none)).
+  returned: always
+  type: str
+  sample: systemd
+launchd_label:
+  description: The launchd label of the daemon on macOS (C(systems.determinate.nix-daemon) or C(org.nixos.nix-daemon)), otherwise null.
+  returned: always
+  type: str
+  sample: org.nixos.nix-daemon
+daemon_socket_group:
+  description: The group owning C(/nix/var/nix/daemon-socket) when it is not root's group (Debian's C(nix-users)), otherwise null.
+  returned: always
+  type: str
+  sample: nix-users
+ssh_host_keys:
+  description: The host's SSH public host keys, ed25519 first, then ecdsa, then rsa.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    type:
+      description: The key type as written in the file.
+      type: str
+      returned: always
+      sample: ssh-ed25519
+    path:
+      description: The C(.pub) file it was read from.
+      type: str
+      returned: always
+      sample: /etc/ssh/ssh_host_ed25519_key.pub
+    public_key:
+      description: C(<type> <key>) without the comment, for C(known_hosts).
+      type: str
+      returned: always
+      sample: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx3oAiZMGgcmEBT0zeNY6yvQD9l4aKEDtcl2tG9Vkjy
+    base64:
+      description:
+        - Base64 of exactly RV(ssh_host_keys[].public_key) (no comment, no newline), for column 8 of the machines file.
+        - Nix decodes it into a C(known_hosts) line, so leaving out the comment changes nothing
+          and keeps the value the same wherever the key is read.
+      type: str
+      returned: always
+      sample: c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUd4M29BaVpNR2djbUVCVDB6ZU5ZNnl2UUQ5bDRhS0VEdGNsMnRHOVZrank=
+build_users_group:
+  description: The effective C(build-users-group) (C(nixbld) when a daemon is installed and nothing says otherwise), or null.
+  returned: always
+  type: str
+  sample: nixbld
+build_users:
+  description: How many users are in RV(build_users_group) (members and users with it as primary group).
+  returned: always
+  type: int
+  sample: 32
+is_nixos:
+  description: Whether the host is NixOS (C(/etc/NIXOS) or C(ID=nixos) in os-release).
+  returned: always
+  type: bool
+  sample: false
+is_darwin:
+  description: Whether the host is macOS.
+  returned: always
+  type: bool
+  sample: false
+"""
+
+import grp
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.nix_remote.builders.plugins.module_utils import nix_detect
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf, NixConfError
+
+# The file system root the module inspects; unit tests point it at a fake tree.
+ROOT = "/"
+
+BINARIES = {
+    "nix": "nix",
+    "nix_store": "nix-store",
+    "nix_daemon": "nix-daemon",
+    "nix_build": "nix-build",
+    "nix_instantiate": "nix-instantiate",
+}
+
+# Read the system configuration only, as the daemon does: a user's nix.conf or NIX_CONFIG in the
+# module's environment must not change what we report about the host.
+SYSTEM_CONF_ONLY = {"NIX_USER_CONF_FILES": "/nonexistent/nix-remote-builders-no-user-conf", "NIX_CONFIG": ""}
+
+NIX_DARWIN_MARKER = "/run/current-system/darwin-version"
+DETERMINATE_MARKERS = ("/usr/local/bin/determinate-nixd", "/nix/determinate")
+DISTRO_DAEMON_PATHS = ("/usr/bin/nix-daemon", "/bin/nix-daemon")
+UPSTREAM_PROFILE_BIN = "/nix/var/nix/profiles/default/bin/"
+
+
+def sysname() -> str:
+    return os.uname().sysname
+
+
+def cpu_count() -> int:
+    # Honour cpusets and taskset: the builds get only the CPUs this process may use.
+    if hasattr(os, "sched_getaffinity"):
+        try:
+            return len(os.sched_getaffinity(0))
+        except OSError:
+            pass
+    return os.cpu_count() or 1
+
+
+def group_by_gid(gid: int) -> str | None:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
+
+
+def count_group_users(name: str) -> int:
+    """Members of the group plus users whose primary group it is (NSS, so LDAP too)."""
+    try:
+        group = grp.getgrnam(name)
+    except KeyError:
+        return 0
+    users = set(group.gr_mem)
+    users.update(entry.pw_name for entry in pwd.getpwall() if entry.pw_gid == group.gr_gid)
+    return len(users)
+
+
+class Gatherer:
+    """Collects the facts; one method per question, each with its own fallbacks."""
+
+    def __init__(self, module: AnsibleModule, root: str):
+        self.module = module
+        self.root = root
+        self.warnings: list[str] = []
+
+    def path(self, host_path: str) -> str:
+        return nix_detect.host_path(self.root, host_path)
+
+    def run(self, argv: list[str], environ: dict | None = None) -> tuple[int, str, str]:
+        rc, out, err = self.module.run_command(argv, environ_update=environ or {})
+        return rc, out, err
+
+    def find_paths(self) -> dict:
+        home = os.path.expanduser("~")
+        extra = (os.path.join(home, ".nix-profile/bin"), "/nix/var/nix/profiles/per-user/root/profile/bin")
+        path_env = os.environ.get("PATH", "")
+        return {key: nix_detect.find_binary(name, path_env, self.root, extra) for key, name in BINARIES.items()}
+
+    def version(self, paths: dict) -> tuple[str | None, str | None]:
+        for key in ("nix_store", "nix"):
+            if paths[key]:
+                rc, out, err = self.run([paths[key], "--version"])
+                version = nix_detect.parse_nix_version(out) if rc == 0 else None
+                if version:
+                    return version, nix_detect.nix_implementation(out)
+                self.warnings.append(f"'{paths[key]} --version' gave no version (rc={rc}): {err.strip() or out.strip()}")
+        return None, None
+
+    def settings(self, paths: dict, version: str | None, implementation: str | None) -> dict:
+        if not paths["nix"]:
+            return {}
+        errors = []
+        for argv in nix_detect.config_show_argv(paths["nix"], version, implementation or "nix"):
+            rc, out, err = self.run(argv, SYSTEM_CONF_ONLY)
+            if rc == 0:
+                return nix_detect.parse_config_show(out)
+            errors.append(f"'{' '.join(argv)}' failed (rc={rc}): {err.strip()}")
+        self.warnings.extend(errors)
+        return {}
+
+    def current_system(self, paths: dict) -> str | None:
+        if not paths["nix_instantiate"]:
+            return None
+        argv = [paths["nix_instantiate"], "--eval", "-E", "builtins.currentSystem"]
+        rc, out, err = self.run(argv, SYSTEM_CONF_ONLY)
+        if rc == 0:
+            return nix_detect.parse_nix_string(out)
+        self.warnings.append(f"'{' '.join(argv)}' failed (rc={rc}): {err.strip()}")
+        return None
+
+    def kvm(self, darwin: bool) -> bool:
+        return not darwin and os.access(self.path("/dev/kvm"), os.R_OK | os.W_OK)
+
+    def memory_bytes(self, darwin: bool) -> int | None:
+        if darwin:
+            rc, out, _err = self.run(["/usr/sbin/sysctl", "-n", "hw.memsize"])
+            text = out.strip()
+            return int(text) if rc == 0 and text.isdigit() else None
+        text = nix_detect.read_text(self.path("/proc/meminfo"))
+        return nix_detect.parse_meminfo(text) if text else None
+
+    def conf(self, conf_path: str) -> tuple[NixConf | None, str]:
+        """The parsed nix.conf (None if missing) and its text."""
+        text = nix_detect.read_text(self.path(conf_path))
+        if text is None:
+            return None, ""
+        try:
+            return NixConf.parse(text, source=conf_path), text
+        except NixConfError as exc:
+            # Nix itself refuses to run with this file, so nothing built on it would work.
+            self.module.fail_json(msg=f"{exc} (Nix itself refuses this file; fix it first)", conf_path=conf_path,
+                                  line=exc.line)
+        return None, text  # not reached
+
+    def daemon_socket_group(self) -> str | None:
+        try:
+            gid = os.stat(self.path(nix_detect.DAEMON_SOCKET_DIR)).st_gid
+        except OSError:
+            return None
+        return group_by_gid(gid) if gid != 0 else None
+
+    def ssh_host_keys(self) -> list[dict]:
+        keys = []
+        for kind in nix_detect.SSH_HOST_KEY_TYPES:
+            host_path = f"/etc/ssh/ssh_host_{kind}_key.pub"
+            text = nix_detect.read_text(self.path(host_path))
+            if text is None:
+                continue
+            key = nix_detect.ssh_host_key(text)
+            if key is None:
+                self.warnings.append(f"{host_path} does not hold an SSH public key; ignored")
+                continue
+            keys.append(dict(key, path=host_path))
+        return keys
+
+    def exists(self, host_path: str) -> bool:
+        return os.path.lexists(self.path(host_path))
+
+    def layout(self, installed, nixos, darwin, implementation, paths, conf_text, custom_conf, service_manager,
+               label) -> str:
+        if not installed:
+            return "unknown"
+        if nixos:
+            return "nixos"
+        if (implementation == "determinate" or label == nix_detect.LAUNCHD_LABEL_DETERMINATE
+                or any(self.exists(p) for p in DETERMINATE_MARKERS)):
+            return "determinate"
+        if darwin and self.exists(NIX_DARWIN_MARKER):
+            return "nix_darwin"
+        if custom_conf and "determinate" in conf_text.lower():
+            return "determinate"
+        if service_manager == "none" and not self.exists(nix_detect.DAEMON_SOCKET_DIR):
+            return "single_user"
+        daemon = paths["nix_daemon"] or ""
+        if daemon in DISTRO_DAEMON_PATHS:
+            return "debian"
+        if daemon.startswith(UPSTREAM_PROFILE_BIN):
+            return "upstream"
+        return "unknown"
+
+    def gather(self) -> dict:
+        darwin = sysname() == "Darwin"
+        nixos = nix_detect.is_nixos(self.root)
+        paths = self.find_paths()
+        installed = bool(paths["nix_store"] or paths["nix"])
+        version, implementation = self.version(paths) if installed else (None, None)
+        settings = self.settings(paths, version, implementation) if installed else {}
+
+        kvm = self.kvm(darwin)
+        system = settings.get("system") or (self.current_system(paths) if installed else None)
+        extra_platforms = nix_detect.split_list(settings.get("extra-platforms"))
+        systems = nix_detect.split_list(" ".join(([system] if system else []) + extra_platforms))
+        if "system-features" in settings:
+            # Nix computed it as root, kvm included; an explicit list without kvm is the truth.
+            features = nix_detect.split_list(settings["system-features"])
+        else:
+            features = list(nix_detect.DEFAULT_SYSTEM_FEATURES) + (["kvm"] if kvm else [])
+        features = sorted(set(features))
+
+        conf_dir = nix_detect.CONF_DIR
+        conf_path = f"{conf_dir}/nix.conf"
+        conf, conf_text = self.conf(conf_path)
+        custom_conf = nix_detect.custom_conf_path(conf_path, conf.includes()) if conf else None
+
+        service_manager, label = nix_detect.detect_service_manager(darwin, nixos, self.root)
+        multi_user = installed and (service_manager != "none" or self.exists(nix_detect.DAEMON_SOCKET_DIR))
+
+        if "build-users-group" in settings:
+            build_users_group = settings["build-users-group"] or None
+        elif conf is not None and conf.get("build-users-group") is not None:
+            build_users_group = conf.get("build-users-group") or None
+        else:
+            build_users_group = "nixbld" if multi_user else None
+
+        return dict(
+            installed=installed,
+            version=version,
+            implementation=implementation,
+            multi_user=multi_user,
+            paths=paths,
+            system=system,
+            extra_platforms=extra_platforms,
+            systems=systems,
+            system_features=features,
+            kvm=kvm,
+            cores=cpu_count(),
+            memory_bytes=self.memory_bytes(darwin),
+            conf_dir=conf_dir,
+            conf_path=conf_path,
+            conf_edit_path=custom_conf or conf_path,
+            layout=self.layout(installed, nixos, darwin, implementation, paths, conf_text, custom_conf,
+                               service_manager, label),
+            service_manager=service_manager,
+            launchd_label=label,
+            daemon_socket_group=self.daemon_socket_group(),
+            ssh_host_keys=self.ssh_host_keys(),
+            build_users_group=build_users_group,
+            build_users=count_group_users(build_users_group) if build_users_group else 0,
+            is_nixos=nixos,
+            is_darwin=darwin,
+        )
+
+
+def main():
+    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    gatherer = Gatherer(module, ROOT)
+    result = gatherer.gather()
+    for warning in gatherer.warnings:
+        module.warn(warning)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,343 @@
+#!/usr/bin/python
+# Copyright: contributors to nix_remote.builders
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: nix_machines
+short_description: Manage Nix remote builder entries in a machines file or the C(builders) setting
+version_added: 0.1.0
+description:
+  - Adds, replaces and removes remote builder entries in the Nix machines format, either in a machines file
+    (O(path), by default C(/etc/nix/machines)) or in the C(builders) setting of a C(nix.conf) (O(nix_conf_path)).
+  - The existing file is parsed as Nix 2.29 and later parse it; entries are matched by their normalized store URI
+    (C(nix@host) and C(ssh://nix@host) are the same builder). Every other line, comment and blank line is kept byte for byte.
+  - Entries are written in the portable form that every Nix (and Lix) version reads the same way
+    - one entry per line, all eight columns, C(-) for unset ones, an integer speed factor before Nix 2.20,
+    and the host key column only from Nix 2.4.
+  - The candidate is parsed again before it is installed, and written atomically.
+  - Nix re-reads the machines file for every build, so changing it needs no daemon restart; a change to the
+    C(builders) setting of a C(nix.conf) does.
+author:
+  - nix_remote.builders contributors
+extends_documentation_fragment:
+  - ansible.builtin.files
+  - nix_remote.builders.attributes
+  - nix_remote.builders.attributes.FILES
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+  safe_file_operations:
+    support: full
+  idempotent:
+    support: full
+options:
+  path:
+    description:
+      - The machines file to edit. It is created when missing.
+      - Mutually exclusive with O(nix_conf_path).
+    type: path
+    default: /etc/nix/machines
+  nix_conf_path:
+    description:
+      - Edit the C(builders) setting of this C(nix.conf) instead of a machines file. Entries are joined with C( ; ).
+      - When the file has no C(builders) setting yet, Nix's default C(@<directory>/machines) is kept as the first entry,
+        so that adding an entry never silently disables the machines file.
+      - C(@file) references in the value are kept as they are.
+    type: path
+  builders:
+    description:
+      - The builder entries to manage.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      uri:
+        description:
+          - Store URI of the builder, such as C(ssh-ng://remotebuild@builder1) or C(nix@host) (which Nix reads as C(ssh://nix@host)).
+        type: str
+        required: true
+      systems:
+        description: System types the builder builds for. Empty means the client's own system.
+        type: list
+        elements: str
+        default: []
+      ssh_key:
+        description: Absolute path of the SSH private key on the client (Nix 2.34 and later reject relative paths).
+        type: str
+      max_jobs:
+        description: How many builds Nix runs on this builder at once.
+        type: int
+        default: 1
+      speed_factor:
+        description:
+          - Relative speed; Nix prefers faster builders. Must be a whole number for Nix older than 2.20.
+        type: float
+        default: 1.0
+      supported_features:
+        description: System features the builder supports, such as C(kvm) or C(big-parallel).
+        type: list
+        elements: str
+        default: []
+      mandatory_features:
+        description: Features a derivation must require to be built on this builder.
+        type: list
+        elements: str
+        default: []
+      public_host_key:
+        description:
+          - The base64 encoding of the builder's OpenSSH public host key line (C(base64 -w0 /etc/ssh/ssh_host_ed25519_key.pub)).
+        type: str
+      state:
+        description: Whether the entry should be present or absent.
+        type: str
+        choices: [present, absent]
+        default: present
+  exclusive:
+    description:
+      - Remove every machine entry not listed in O(builders) with O(builders[].state=present). C(@file) references are kept.
+    type: bool
+    default: false
+  nix_version:
+    description:
+      - The Nix version of the client that reads the file, for portable rendering.
+    type: str
+    default: "2.4"
+  follow:
+    description:
+      - Whether a symlinked file may be followed and the file it points to edited. By default a symlink is refused.
+    type: bool
+    default: false
+  backup:
+    description:
+      - Create a backup file including the timestamp information so you can get the original file back.
+    type: bool
+    default: false
+seealso:
+  - module: nix_remote.builders.nix_conf
+"""
+
+EXAMPLES = r"""
+- name: Offload to a builder over ssh-ng with a pinned host key
+  nix_remote.builders.nix_machines:
+    builders:
+      - uri: ssh-ng://remotebuild@builder1.example.org
+        systems: [x86_64-linux, i686-linux]
+        ssh_key: /root/.ssh/nix_remote_builders_ed25519
+        max_jobs: 8
+        speed_factor: 2
+        supported_features: [benchmark, big-parallel, kvm, nixos-test]
+        public_host_key: c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUUxTlhVZHVsdW5URGZyZTQ5dFhKRnBOUFdoVVlHVUdOcWlZQ1ZYRHA5TFg=
+
+- name: Remove a decommissioned builder
+  nix_remote.builders.nix_machines:
+    builders:
+      - uri: ssh-ng://remotebuild@old-builder.example.org
+        state: absent
+
+- name: Keep a builder in the builders setting of nix.conf itself
+  nix_remote.builders.nix_machines:
+    nix_conf_path: /etc/nix/nix.conf
+    builders:
+      - uri: eu.nixbuild.net
+        systems: [x86_64-linux]
+        max_jobs: 100
+        supported_features: [benchmark, big-parallel]
+"""
+
+RETURN = r"""
+path:
+  description: The file that was edited.
+  returned: always
+  type: str
+  sample: /etc/nix/machines
+machines:
+  description: The machine entries written directly in the file after the change (C(@file) references not expanded).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - store_uri: ssh-ng://remotebuild@builder1
+      systems: [x86_64-linux]
+      ssh_key: /root/.ssh/nix_remote_builders_ed25519
+      max_jobs: 4
+      speed_factor: 1.0
+      supported_features: [benchmark, big-parallel]
+      mandatory_features: []
+      public_host_key: ""
+restart_required:
+  description: Whether nix-daemon must be restarted to see the change (true only when a C(nix.conf) changed).
+  returned: always
+  type: bool
+  sample: false
+backup_file:
+  description: Name of the backup file that was created.
+  returned: when O(backup=true) and the file changed
+  type: str
+  sample: /etc/nix/machines.12345.2026-11-25@12:00:00~
+"""
+
+import dataclasses
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit import (
+    ConfigFileError,
+    check_symlink,
+    file_diff,
+    read_config,
+    write_atomic,
+)
+from ansible_collections.nix_remote.builders.plugins.module_utils.machines import (
+    Machine,
+    MachinesDocument,
+    MachinesFormatError,
+    normalize_store_uri,
+    parse_machines,
+    render_machine,
+)
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf, NixConfError
+
+BUILDER_SPEC = dict(
+    uri=dict(type="str", required=True),
+    systems=dict(type="list", elements="str", default=[]),
+    ssh_key=dict(type="str", no_log=False),
+    max_jobs=dict(type="int", default=1),
+    speed_factor=dict(type="float", default=1.0),
+    supported_features=dict(type="list", elements="str", default=[]),
+    mandatory_features=dict(type="list", elements="str", default=[]),
+    public_host_key=dict(type="str", no_log=False),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+)
+
+
+def machine_from_params(index: int, spec: dict, nix_version: str) -> Machine:
+    """Build a Machine from one builders[] item, checking it the way Nix will read it."""
+    where = f"builders[{index}]"
+    if spec["ssh_key"] and not os.path.isabs(spec["ssh_key"]):
+        raise ValueError(f"{where}.ssh_key: {spec['ssh_key']!r} is not an absolute path (Nix 2.34 and later require one)")
+    if spec["max_jobs"] < 0:
+        raise ValueError(f"{where}.max_jobs: {spec['max_jobs']} is negative; Nix reads it as an unsigned integer")
+    if spec["speed_factor"] < 0:
+        raise ValueError(f"{where}.speed_factor: {spec['speed_factor']} is negative; Nix requires >= 0")
+    try:
+        machine = Machine(
+            store_uri=normalize_store_uri(spec["uri"]),
+            systems=tuple(sorted(set(spec["systems"]))),
+            ssh_key=spec["ssh_key"] or None,
+            max_jobs=spec["max_jobs"],
+            speed_factor=spec["speed_factor"] if spec["speed_factor"] != 0 else 1.0,
+            supported_features=tuple(sorted(set(spec["supported_features"]))),
+            mandatory_features=tuple(sorted(set(spec["mandatory_features"]))),
+            public_host_key=spec["public_host_key"] or "",
+        )
+        # Round-trip through Nix's own rules: this catches whitespace or separators inside a field,
+        # bad base64 host keys and speed factors older Nix cannot read.
+        line = render_machine(machine, nix_version)
+        [reread] = parse_machines(line, source=where)
+    except ValueError as exc:  # MachinesFormatError is a ValueError too
+        raise ValueError(f"{where}: {exc}") from None
+    if normalize_store_uri(reread.store_uri) != machine.store_uri:
+        raise ValueError(f"{where}.uri: {spec['uri']!r} is not a single store URI")
+    return machine
+
+
+def machine_as_dict(machine: Machine) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(machine).items()}
+
+
+def edit(doc: MachinesDocument, machines: list, absent: list, exclusive: bool, nix_version: str) -> None:
+    for machine in machines:
+        doc.upsert(machine, nix_version=nix_version)
+    for uri in absent:
+        doc.remove(uri)
+    if exclusive:
+        wanted = {m.store_uri for m in machines}
+        for existing in doc.machines():
+            if normalize_store_uri(existing.store_uri) not in wanted:
+                doc.remove(existing.store_uri)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", default="/etc/nix/machines"),
+            nix_conf_path=dict(type="path"),
+            builders=dict(type="list", elements="dict", default=[], options=BUILDER_SPEC),
+            exclusive=dict(type="bool", default=False),
+            nix_version=dict(type="str", default="2.4"),
+            follow=dict(type="bool", default=False),
+            backup=dict(type="bool", default=False),
+        ),
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    params = module.params
+    nix_version = params["nix_version"]
+    present, absent = [], []
+    try:
+        for index, spec in enumerate(params["builders"]):
+            if spec["state"] == "absent":
+                absent.append(normalize_store_uri(spec["uri"]))
+            else:
+                present.append(machine_from_params(index, spec, nix_version))
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    uris = [m.store_uri for m in present]
+    duplicates = sorted({u for u in uris if uris.count(u) > 1})
+    if duplicates:
+        module.fail_json(msg=f"builders: {', '.join(duplicates)} listed more than once")
+
+    in_nix_conf = params["nix_conf_path"] is not None
+    try:
+        path = check_symlink(params["nix_conf_path"] if in_nix_conf else params["path"], params["follow"])
+        before, existed = read_config(path)
+        if in_nix_conf:
+            conf = NixConf.parse(before, source=path)
+            value = conf.get("builders")
+            if value is None:
+                value = "@" + os.path.join(os.path.dirname(path), "machines")
+            doc = MachinesDocument.parse(value, source=f"{path}: builders", inline=True)
+        else:
+            doc = MachinesDocument.parse(before, source=path)
+        edit(doc, present, absent, params["exclusive"], nix_version)
+        if in_nix_conf:
+            conf.set("builders", doc.render())
+            after = conf.render()
+            MachinesDocument.parse(NixConf.parse(after, source=path).get("builders") or "", source=path, inline=True)
+        else:
+            after = doc.render()
+            MachinesDocument.parse(after, source=path)
+    except (ConfigFileError, MachinesFormatError, NixConfError) as exc:
+        module.fail_json(msg=str(exc))
+    except ValueError as exc:
+        module.fail_json(msg=f"{path}: {exc}")
+
+    changed = after != before
+    result = dict(
+        changed=changed,
+        path=path,
+        restart_required=changed and in_nix_conf,
+        machines=[machine_as_dict(m) for m in doc.machines()],
+    )
+    if module._diff:
+        result["diff"] = file_diff(path, before, after, existed)
+    if changed and not module.check_mode:
+        backup_file = write_atomic(module, path, after, params["backup"], existed)
+        if backup_file:
+            result["backup_file"] = backup_file
+    if os.path.exists(path) and not module.check_mode:
+        file_args = module.load_file_common_arguments(params, path=path)
+        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
