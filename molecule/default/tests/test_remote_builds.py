@@ -1,0 +1,221 @@
+"""What a user checks after site.yml: files, modes, owners, services, the build key's limits,
+and real offloaded builds whose outputs are found in the builder's store.
+
+Shared by the default, trixie and sid scenarios (their verifier directory points here).
+Hosts come from molecule's inventory groups nix_builders and nix_clients.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+RUNNER = AnsibleRunner(INVENTORY)
+BUILDERS = sorted(RUNNER.get_hosts("nix_builders"))
+CLIENTS = sorted(RUNNER.get_hosts("nix_clients"))
+PAIRS = [(c, b) for c in CLIENTS for b in BUILDERS]
+
+KEY = "/root/.ssh/nix_remote_builders_ed25519"
+BUILD_USER = "remotebuild"
+# Nix is on the non-login PATH only where Debian installed it; a login shell finds both layouts.
+LOGIN = "bash -lc "
+
+def host_of(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def login(host, command: str):
+    return host.run(LOGIN + shlex.quote(command))
+
+
+def client_record(client, builder: str) -> dict:
+    """The local_client role's record of this builder on this client."""
+    state = json.loads(client.file("/etc/nix/nix-remote-builders.json").content_string)
+    records = [r for r in state["builders"] if r["name"] == builder]
+    assert len(records) == 1, f"{builder} recorded {len(records)} times: {state}"
+    return records[0]
+
+
+def machines_line(client, uri: str) -> str:
+    lines = [ln for ln in client.file("/etc/nix/machines").content_string.splitlines()
+             if ln.split(" ", 1)[0] == uri]
+    assert len(lines) == 1, f"{uri}: {len(lines)} lines in /etc/nix/machines"
+    return lines[0]
+
+
+def ssh_target(record: dict) -> list[str]:
+    """ssh arguments reaching the builder exactly as nix-daemon does (alias or user@host[:port])."""
+    if record["alias"]:
+        return [f"{record['alias']['user']}@{record['alias']['name']}"]
+    match = re.match(r"^[a-z-]+://([^@]+)@([^/?:]+)(?::(\d+))?", record["uri"])
+    assert match, record["uri"]
+    user, host, port = match.groups()
+    return ([f"-p{port}"] if port else []) + [f"{user}@{host}"]
+
+
+def derivation(tag: str, system: str = "builtins.currentSystem") -> str:
+    nonce = f"nix-remote-builders-molecule-{tag}-{uuid.uuid4().hex[:12]}"
+    return (f'derivation {{ name = "{nonce}"; system = {system}; builder = "/bin/sh"; '
+            f'args = [ "-c" "echo {nonce} > $out" ]; }}')
+
+
+# ---------------------------------------------------------------- builders
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_build_user_is_a_locked_system_account_with_a_real_shell(name):
+    host = host_of(name)
+    user = host.user(BUILD_USER)
+    assert user.exists
+    assert user.shell == "/bin/sh"
+    assert user.home == "/var/lib/remotebuild"
+    assert user.uid < 1000
+    shadow = host.run("getent shadow %s", BUILD_USER).stdout.split(":")
+    assert shadow[1].startswith("!"), "the build user must have no usable password"
+    socket_group = host.file("/nix/var/nix/daemon-socket").group
+    if socket_group != "root":
+        assert socket_group in user.groups, "the build user must reach the daemon socket"
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_build_user_has_no_sudo(name):
+    result = host_of(name).run("sudo -n -l -U %s", BUILD_USER)
+    assert "not allowed to run sudo" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_authorized_keys_are_exactly_the_clients_keys_locked_to_the_daemon(name):
+    host = host_of(name)
+    home = host.file("/var/lib/remotebuild")
+    assert home.user == BUILD_USER and home.mode == 0o750
+    ssh_dir = host.file("/var/lib/remotebuild/.ssh")
+    assert ssh_dir.user == BUILD_USER and ssh_dir.mode == 0o700
+    keys = host.file("/var/lib/remotebuild/.ssh/authorized_keys")
+    assert keys.user == BUILD_USER and keys.mode == 0o600
+    lines = [ln for ln in keys.content_string.splitlines() if ln and not ln.startswith("#")]
+    assert len(lines) == len(CLIENTS)
+    for line in lines:
+        assert re.match(r'^restrict,command="/[^"]+/nix-daemon --stdio" ssh-ed25519 \S+ ', line), line
+    for client in CLIENTS:
+        public = host_of(client).check_output("ssh-keygen -y -P '' -f %s", KEY).split()[1]
+        assert sum(public in line for line in lines) == 1
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_build_user_is_trusted_and_daemon_tuned(name):
+    host = host_of(name)
+    conf = host.file("/etc/nix/nix.conf").content_string
+    assert re.search(rf"^(extra-)?trusted-users = .*\b{BUILD_USER}\b", conf, re.M), conf
+    jobs = int(re.search(r"^max-jobs = (\d+)$", conf, re.M).group(1))
+    assert jobs >= 1
+    assert re.search(r"^min-free = \d+$", conf, re.M)
+    members = host.run("getent group nixbld").stdout.strip().split(":")[3].split(",")
+    assert len([m for m in members if m]) >= jobs
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_nix_daemon_runs_with_the_drop_in(name):
+    host = host_of(name)
+    dropin = host.file("/etc/systemd/system/nix-daemon.service.d/60-nix-remote-builders.conf")
+    assert dropin.user == "root" and dropin.mode == 0o644
+    assert "OOMScoreAdjust=500" in dropin.content_string
+    assert host.service("nix-daemon").is_running
+    props = host.service("nix-daemon").systemd_properties
+    assert props["OOMScoreAdjust"] == "500"
+    assert props["DropInPaths"].count("60-nix-remote-builders.conf") == 1
+
+
+# ---------------------------------------------------------------- clients
+
+
+@pytest.mark.parametrize("name", CLIENTS)
+def test_client_key_is_root_only_without_passphrase(name):
+    host = host_of(name)
+    assert host.file("/root/.ssh").mode == 0o700
+    key = host.file(KEY)
+    assert key.user == "root" and key.group == "root" and key.mode == 0o600
+    assert host.run("ssh-keygen -y -P '' -f %s", KEY).rc == 0
+
+
+@pytest.mark.parametrize("name", CLIENTS)
+def test_client_nix_conf_and_machines_file(name):
+    host = host_of(name)
+    conf = host.file("/etc/nix/nix.conf").content_string
+    assert re.search(r"^builders = @/etc/nix/machines$", conf, re.M)
+    assert re.search(r"^builders-use-substitutes = true$", conf, re.M)
+    machines = host.file("/etc/nix/machines")
+    assert machines.user == "root" and machines.mode == 0o644
+    assert len(machines.content_string.splitlines()) == len(BUILDERS)
+    assert host.file("/root/.ssh/nix-remote-builders").mode == 0o700
+    assert host.service("nix-daemon").is_running
+
+
+@pytest.mark.parametrize(("client", "builder"), PAIRS)
+def test_builder_host_key_is_pinned_system_wide(client, builder):
+    c, b = host_of(client), host_of(builder)
+    record = client_record(c, builder)
+    builder_key = b.file("/etc/ssh/ssh_host_ed25519_key.pub").content_string.split()[1]
+    known = c.file("/etc/ssh/ssh_known_hosts").content_string.splitlines()
+    for line in record["known_hosts"]:
+        name = line.split()[0]
+        assert f"{name} ssh-ed25519 {builder_key}" in known, name
+    port = b.ansible.get_variables().get("ansible_port", 22)
+    if int(port) != 22:
+        assert any(line.startswith("[") and f"]:{port} " in line for line in record["known_hosts"])
+
+
+@pytest.mark.parametrize(("client", "builder"), PAIRS)
+def test_build_key_cannot_open_a_shell(client, builder):
+    c = host_of(client)
+    target = ssh_target(client_record(c, builder))
+    base = ["ssh", "-o", "BatchMode=yes", "-i", KEY, "-o", "IdentitiesOnly=yes", "-o", "ControlPath=none"]
+    shell = c.run(shlex.join(base + target + ["echo", "SHELL-OPENED"]) + " </dev/null")
+    assert "SHELL-OPENED" not in shell.stdout, "the build key ran a command of the client's choice"
+    tty = c.run(shlex.join(base + ["-tt"] + target + ["echo", "SHELL-OPENED"]) + " </dev/null")
+    assert "SHELL-OPENED" not in tty.stdout
+    assert "PTY allocation request failed" in tty.stderr
+
+
+@pytest.mark.parametrize(("client", "builder"), PAIRS)
+def test_offloaded_build_lands_in_that_builders_store(client, builder):
+    c, b = host_of(client), host_of(builder)
+    line = machines_line(c, client_record(c, builder)["uri"])
+    build = login(c, "NIX_REMOTE=daemon nix-build --no-out-link --max-jobs 0 --builders "
+                  + shlex.quote(line) + " -E " + shlex.quote(derivation(builder)))
+    assert build.rc == 0, build.stderr
+    out = build.stdout.strip().splitlines()[-1]
+    assert login(b, f"nix-store --check-validity {out}").rc == 0, f"{out} not in {builder}'s store"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_build_through_the_machines_file_runs_on_a_builder(client):
+    c = host_of(client)
+    build = login(c, "NIX_REMOTE=daemon nix-build --no-out-link --max-jobs 0 -E "
+                  + shlex.quote(derivation("machines")))
+    assert build.rc == 0, build.stderr
+    out = build.stdout.strip().splitlines()[-1]
+    found = [b for b in BUILDERS if login(host_of(b), f"nix-store --check-validity {out}").rc == 0]
+    assert len(found) == 1, f"{out} found in {found}"
+
+
+def test_verify_playbook_prints_an_ok_row_per_pair():
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".testbed" / "collections"),
+               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", INVENTORY, str(PROJECT / "playbooks" / "verify.yml")],
+        capture_output=True, text=True, env=env, check=False, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    for client, builder in PAIRS:
+        assert re.search(rf"{re.escape(client)}\s+{re.escape(builder)}\s+OK: ", result.stdout), result.stdout[-4000:]
