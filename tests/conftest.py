@@ -65,6 +65,10 @@ def run_module(monkeypatch, tmp_path):
     def fail_json(self, msg, **kwargs):
         raise ModuleExit(dict(kwargs, msg=msg, failed=True), failed=True)
 
+    from ansible_collections.nix_remote.builders.plugins.module_utils import file_edit
+
+    # The host-wide edit lock lives in /var/run on a real host; tests keep their own.
+    monkeypatch.setattr(file_edit, "HOST_LOCK_PATH", str(tmp_path / "nix-remote-builders.lock"))
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     # backup_local and atomic_move need a writable remote tmp; keep it inside the test's tmp.

@@ -8,8 +8,12 @@ module_utils stay importable (and testable) without a module context.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
 import tempfile
+import time
 
 # Nix configuration files are small; anything this large is not one, and reading it whole
 # into memory on a fleet of hosts is not something to do by accident.
@@ -90,3 +94,79 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool) -> s
             os.unlink(tmp)
         module.fail_json(msg=f"{path}: cannot write: {exc.strerror}")
     return backup_file
+
+
+# One lock per host for every edit this collection makes: two plays editing the same host at
+# once (two operators, overlapping `serial` batches) then run their read-modify-write one after
+# the other, and the second one reads what the first one wrote instead of overwriting it.
+HOST_LOCK_PATH = "/var/run/nix-remote-builders.lock"
+HOST_LOCK_TIMEOUT = 120.0
+
+
+@contextlib.contextmanager
+def host_lock(timeout: float | None = None, path: str | None = None):
+    """Hold the host-wide edit lock; raises ConfigFileError after `timeout` seconds of waiting."""
+    path = path or HOST_LOCK_PATH
+    timeout = HOST_LOCK_TIMEOUT if timeout is None else timeout
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ConfigFileError(f"{path}: another run of nix_remote.builders has held this host's edit lock for {timeout:.0f} s") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+_BACKUP_SUFFIX = re.compile(r"\.\d+\.\d{4}-\d{2}-\d{2}@\d{2}:\d{2}:\d{2}~$")
+
+
+def prune_backups(path: str, keep: int) -> list[str]:
+    """Remove all but the newest `keep` backups that AnsibleModule.backup_local made of path."""
+    directory, name = os.path.split(os.path.abspath(path))
+    backups = [
+        os.path.join(directory, entry)
+        for entry in os.listdir(directory)
+        if entry.startswith(name + ".") and _BACKUP_SUFFIX.search(entry[len(name):])
+    ]
+    backups.sort(key=lambda backup: os.stat(backup).st_mtime_ns, reverse=True)
+    removed = backups[keep:] if keep >= 0 else []
+    for backup in removed:
+        os.unlink(backup)
+    return removed
+
+
+def install(module, path: str, after: str, existed: bool, result: dict) -> None:
+    """Install an edited file unless in check mode: back up, write atomically, prune old backups,
+    then apply the common file arguments (owner, group, mode, ...). Updates result in place."""
+    if module.check_mode:
+        return
+    if result["changed"]:
+        backup_file = write_atomic(module, path, after, module.params["backup"], existed)
+        if backup_file:
+            result["backup_file"] = backup_file
+            if module.params.get("keep_backups") is not None:
+                prune_backups(path, module.params["keep_backups"])
+    if os.path.exists(path):
+        file_args = module.load_file_common_arguments(module.params, path=path)
+        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
+
+
+def run_locked(module, edit) -> dict:
+    """Run edit(module) -> result under the host lock (check mode only reads, so it needs none)."""
+    keep = module.params.get("keep_backups")
+    if keep is not None and keep < 1:
+        module.fail_json(msg=f"keep_backups: {keep} would remove the backup just made; use 1 or more")
+    if module.check_mode:
+        return edit(module)
+    try:
+        with host_lock():
+            return edit(module)
+    except ConfigFileError as exc:
+        module.fail_json(msg=str(exc))

@@ -81,6 +81,11 @@ options:
       - Create a backup file including the timestamp information so you can get the original file back.
     type: bool
     default: false
+  keep_backups:
+    description:
+      - With O(backup=true), keep only this many of the newest backups of the file; older backups are removed.
+      - By default every backup is kept.
+    type: int
 notes:
   - Integer suffixes such as C(1G) are accepted by Nix in C(nix.conf) only from 2.23; write plain byte counts for
     C(min-free) and C(max-free) to stay portable.
@@ -142,8 +147,9 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit impo
     ConfigFileError,
     check_symlink,
     file_diff,
+    install,
     read_config,
-    write_atomic,
+    run_locked,
 )
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import (
     NixConf,
@@ -186,10 +192,16 @@ def main() -> None:
             follow=dict(type="bool", default=False),
             validate=dict(type="bool", default=True),
             backup=dict(type="bool", default=False),
+            keep_backups=dict(type="int"),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
     )
+    module.exit_json(**run_locked(module, edit))
+
+
+def edit(module: AnsibleModule) -> dict:
+    """Read, change, validate and install the file; returns the module result."""
     try:
         path = check_symlink(module.params["path"], module.params["follow"])
     except ConfigFileError as exc:
@@ -225,14 +237,8 @@ def main() -> None:
         if not ok:
             module.fail_json(msg=f"{path}: Nix rejects the edited file, which was not installed: {message}", **result)
 
-    if changed and not module.check_mode:
-        backup_file = write_atomic(module, path, after, module.params["backup"], existed)
-        if backup_file:
-            result["backup_file"] = backup_file
-    if os.path.exists(path) and not module.check_mode:
-        file_args = module.load_file_common_arguments(module.params, path=path)
-        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
-    module.exit_json(**result)
+    install(module, path, after, existed, result)
+    return result
 
 
 if __name__ == "__main__":

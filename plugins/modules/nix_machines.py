@@ -119,6 +119,11 @@ options:
       - Create a backup file including the timestamp information so you can get the original file back.
     type: bool
     default: false
+  keep_backups:
+    description:
+      - With O(backup=true), keep only this many of the newest backups of the file; older backups are removed.
+      - By default every backup is kept.
+    type: int
 seealso:
   - module: nix_remote.builders.nix_conf
 """
@@ -192,8 +197,9 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit impo
     ConfigFileError,
     check_symlink,
     file_diff,
+    install,
     read_config,
-    write_atomic,
+    run_locked,
 )
 from ansible_collections.nix_remote.builders.plugins.module_utils.machines import (
     Machine,
@@ -253,7 +259,7 @@ def machine_as_dict(machine: Machine) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(machine).items()}
 
 
-def edit(doc: MachinesDocument, machines: list, absent: list, exclusive: bool, nix_version: str) -> None:
+def apply_edits(doc: MachinesDocument, machines: list, absent: list, exclusive: bool, nix_version: str) -> None:
     for machine in machines:
         doc.upsert(machine, nix_version=nix_version)
     for uri in absent:
@@ -275,10 +281,16 @@ def main() -> None:
             nix_version=dict(type="str", default="2.4"),
             follow=dict(type="bool", default=False),
             backup=dict(type="bool", default=False),
+            keep_backups=dict(type="int"),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
     )
+    module.exit_json(**run_locked(module, edit_file))
+
+
+def edit_file(module: AnsibleModule) -> dict:
+    """Read, change, re-check and install the file; returns the module result."""
     params = module.params
     nix_version = params["nix_version"]
     present, absent = [], []
@@ -307,7 +319,7 @@ def main() -> None:
             doc = MachinesDocument.parse(value, source=f"{path}: builders", inline=True)
         else:
             doc = MachinesDocument.parse(before, source=path)
-        edit(doc, present, absent, params["exclusive"], nix_version)
+        apply_edits(doc, present, absent, params["exclusive"], nix_version)
         if in_nix_conf:
             conf.set("builders", doc.render())
             after = conf.render()
@@ -329,14 +341,8 @@ def main() -> None:
     )
     if module._diff:
         result["diff"] = file_diff(path, before, after, existed)
-    if changed and not module.check_mode:
-        backup_file = write_atomic(module, path, after, params["backup"], existed)
-        if backup_file:
-            result["backup_file"] = backup_file
-    if os.path.exists(path) and not module.check_mode:
-        file_args = module.load_file_common_arguments(params, path=path)
-        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
-    module.exit_json(**result)
+    install(module, path, after, existed, result)
+    return result
 
 
 if __name__ == "__main__":
