@@ -63,6 +63,25 @@ options:
       - By default it is looked for in the known Nix locations (such as C(/nix/var/nix/profiles/default/bin)),
         then on the C(PATH).
     type: path
+  rollback:
+    description:
+      - Configuration files to put back when the daemon does not answer after the restart or start, usually the
+        files just changed, with the backups that M(nix_remote.builders.nix_conf), M(nix_remote.builders.nix_machines)
+        or M(ansible.builtin.template) made of them (their C(backup_file) result).
+      - The files are restored, systemd reloads its units, the daemon is restarted on the old configuration and
+        must answer again; the task then fails with the daemon's own error from the failed start either way.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The configuration file that was changed.
+        type: path
+        required: true
+      backup:
+        description:
+          - The copy of the file from before the change. When unset, the file did not exist before and is removed.
+        type: path
 notes:
   - The readiness query is C(nix-store --store daemon --check-validity --print-invalid) of a made-up store path;
     it needs the daemon to answer, changes nothing and works on every Nix version.
@@ -114,6 +133,12 @@ commands:
     - [/usr/bin/systemctl, restart, nix-daemon.service]
     - [/nix/var/nix/profiles/default/bin/nix-store, --store, daemon, --check-validity, --print-invalid,
        /nix/store/00000000000000000000000000000000-nix-remote-builders-probe]
+rolled_back:
+  description: The files put back (or removed) because the daemon did not answer after the change.
+  returned: when the daemon did not answer and O(rollback) was given
+  type: list
+  elements: str
+  sample: [/etc/nix/nix.conf]
 ready_attempts:
   description: How many times the readiness query ran (0 in check mode).
   returned: always
@@ -122,6 +147,8 @@ ready_attempts:
 """
 
 import os
+import shutil
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -257,6 +284,37 @@ class DaemonControl:
             sleep(min(1.0, remaining))
 
 
+def restore(item: dict) -> None:
+    """Put a backup back over path atomically, or remove a file that did not exist before."""
+    path, backup = item["path"], item.get("backup")
+    if not backup:
+        if os.path.lexists(path):
+            os.unlink(path)
+        return
+    fd, tmp = tempfile.mkstemp(prefix=".rollback-", dir=os.path.dirname(path))
+    os.close(fd)
+    shutil.copy2(backup, tmp)
+    os.replace(tmp, path)
+
+
+def roll_back(module: AnsibleModule, control: DaemonControl, manager: str, label: str | None, nix_store: str) -> tuple[list[str], str]:
+    """Restore the rollback files and restart the daemon on them; returns (files, error after rollback)."""
+    restored = []
+    for item in module.params["rollback"]:
+        try:
+            restore(item)
+        except OSError as exc:
+            return restored, f"could not restore {item['path']}: {exc}"
+        restored.append(item["path"])
+    if manager == "systemd":
+        control.must([module.get_bin_path("systemctl", required=True), "daemon-reload"])
+        control.systemd("restarted", False)
+    else:
+        control.launchd("restarted", False, label)
+    _attempts, error = control.wait_ready(nix_store, module.params["timeout"])
+    return restored, error
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -264,6 +322,10 @@ def main():
             timeout=dict(type="int", default=30),
             service_manager=dict(type="str", default="auto", choices=["auto", "systemd", "launchd", "nixos", "none"]),
             store_query_bin=dict(type="path"),
+            rollback=dict(type="list", elements="dict", default=[], options=dict(
+                path=dict(type="path", required=True),
+                backup=dict(type="path"),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -309,8 +371,15 @@ def main():
     result["ready_attempts"] = attempts
     if error:
         diagnostics = control.systemd_diagnostics() if manager == "systemd" else control.launchd_diagnostics(label)
-        module.fail_json(msg=f"nix-daemon did not answer a store query within {module.params['timeout']} seconds: "
-                             f"{error}\n{diagnostics}", daemon_error=error, diagnostics=diagnostics, **result)
+        msg = f"nix-daemon did not answer a store query within {module.params['timeout']} seconds: {error}\n{diagnostics}"
+        if module.params["rollback"]:
+            restored, after = roll_back(module, control, manager, label, nix_store)
+            result["rolled_back"] = restored
+            if after:
+                msg += f"\nRolled back {', '.join(restored) or 'nothing'}, but the daemon still does not answer: {after}"
+            else:
+                msg += f"\nRolled back {', '.join(restored)}; the daemon answers again on the previous configuration."
+        module.fail_json(msg=msg, daemon_error=error, diagnostics=diagnostics, **result)
     module.exit_json(**result)
 
 

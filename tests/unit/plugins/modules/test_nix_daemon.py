@@ -296,3 +296,62 @@ def test_store_query_bin_is_used_for_the_probe(run_module, host, monkeypatch):
     ])
     result = run_module(nix_daemon.main, {"store_query_bin": custom})
     assert not result["failed"]
+
+
+def test_rollback_restores_files_and_restarts_on_them(run_module, host, monkeypatch, tmp_path):
+    systemd_host(host)
+    clock = [0.0]
+    monkeypatch.setattr(nix_daemon, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(nix_daemon, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    conf = tmp_path / "nix.conf"
+    conf.write_text("max-jobs = bad\n")
+    backup = tmp_path / "nix.conf.1.2026-11-25@12:00:00~"
+    backup.write_text("max-jobs = 4\n")
+    dropin = tmp_path / "60-nix-remote-builders.conf"
+    dropin.write_text("[Service]\nMemoryMax=1\n")
+    rejected = "error: setting 'max-jobs' has invalid value 'bad'"
+    commands = script(monkeypatch, [
+        (show("nix-daemon.service"), 0, "LoadState=loaded\nActiveState=active\n", ""),
+        (show("nix-daemon.socket"), 0, "LoadState=loaded\nActiveState=active\n", ""),
+        ([SYSTEMCTL, "restart", "nix-daemon.service"], 0, "", ""),
+        (PROBE, 1, "", rejected),
+        (PROBE, 1, "", rejected),
+        ([SYSTEMCTL, "status", "--no-pager", "--full", "--lines=30", "nix-daemon.service", "nix-daemon.socket"], 3, "failed", ""),
+        ([SYSTEMCTL, "daemon-reload"], 0, "", ""),
+        (show("nix-daemon.service"), 0, "LoadState=loaded\nActiveState=failed\n", ""),
+        (show("nix-daemon.socket"), 0, "LoadState=loaded\nActiveState=active\n", ""),
+        ([SYSTEMCTL, "restart", "nix-daemon.service"], 0, "", ""),
+        (PROBE, 0, "", ""),
+    ])
+    result = run_module(nix_daemon.main, {"timeout": 1, "rollback": [
+        {"path": str(conf), "backup": str(backup)},
+        {"path": str(dropin)},
+    ]})
+    assert result["failed"] and not commands.script
+    assert rejected in result["msg"] and "answers again on the previous configuration" in result["msg"]
+    assert result["rolled_back"] == [str(conf), str(dropin)]
+    assert conf.read_text() == "max-jobs = 4\n" and not dropin.exists() and backup.exists()
+
+
+def test_rollback_that_does_not_help_says_so(run_module, host, monkeypatch, tmp_path):
+    systemd_host(host)
+    clock = [0.0]
+    monkeypatch.setattr(nix_daemon, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(nix_daemon, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    conf = tmp_path / "machines"
+    conf.write_text("new\n")
+    refused = "Connection refused"
+    script(monkeypatch, [
+        (show("nix-daemon.service"), 0, "LoadState=loaded\nActiveState=active\n", ""),
+        (show("nix-daemon.socket"), 0, "LoadState=loaded\nActiveState=active\n", ""),
+        ([SYSTEMCTL, "restart", "nix-daemon.service"], 0, "", ""),
+        (PROBE, 1, "", refused),
+        ([SYSTEMCTL, "status", "--no-pager", "--full", "--lines=30", "nix-daemon.service", "nix-daemon.socket"], 3, "", ""),
+        ([SYSTEMCTL, "daemon-reload"], 0, "", ""),
+        (show("nix-daemon.service"), 0, "LoadState=loaded\nActiveState=failed\n", ""),
+        (show("nix-daemon.socket"), 0, "LoadState=loaded\nActiveState=active\n", ""),
+        ([SYSTEMCTL, "restart", "nix-daemon.service"], 0, "", ""),
+        (PROBE, 1, "", refused),
+    ])
+    result = run_module(nix_daemon.main, {"timeout": 0, "rollback": [{"path": str(conf)}]})
+    assert result["failed"] and "still does not answer" in result["msg"] and not conf.exists()
