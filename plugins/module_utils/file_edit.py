@@ -80,9 +80,16 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool) -> s
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(directory):
         module.fail_json(msg=f"{path}: directory {directory} does not exist")
-    backup_file = module.backup_local(path) if backup and existed else None
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    backup_file = None
+    if backup and existed:
+        try:
+            backup_file = module.backup_local(path)
+        except Exception as exc:  # backup_local raises a bare Exception; pylint: disable=broad-exception-caught
+            cause = getattr(exc.__cause__ or exc.__context__, "strerror", None)
+            module.fail_json(msg=f"{path}: cannot back up before writing: {exc}" + (f" ({cause})" if cause else ""))
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
             handle.flush()
@@ -90,7 +97,7 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool) -> s
         os.chmod(tmp, os.stat(path).st_mode & 0o7777 if existed else 0o644)
         module.atomic_move(tmp, os.path.abspath(path), unsafe_writes=module.params.get("unsafe_writes", False))
     except OSError as exc:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         module.fail_json(msg=f"{path}: cannot write: {exc.strerror}")
     return backup_file

@@ -224,9 +224,31 @@ BUILDER_SPEC = dict(
 )
 
 
+# Store types a builder can be reached as; anything else is most likely a typo such as
+# `shh-ng://`, which Nix would only report when a build tries that builder.
+BUILDER_SCHEMES = ("ssh-ng", "ssh", "mounted-ssh-ng", "unix", "local", "daemon", "auto", "file")
+
+
+def check_uri(where: str, uri: str) -> None:
+    """Refuse store URIs Nix cannot use as a builder: empty, `-`, no host, unknown scheme."""
+    stripped = uri.strip()
+    if stripped in ("", "-"):
+        raise ValueError(f"{where}.uri: {uri!r} is not a store URI (Nix reads '-' or nothing in column 1 as a missing URI)")
+    normalized = normalize_store_uri(stripped)
+    scheme, sep, rest = normalized.partition("://")
+    if not sep:
+        return  # a local store path or auto/daemon/local, kept as written by Nix's rule
+    if scheme not in BUILDER_SCHEMES:
+        raise ValueError(f"{where}.uri: unknown store scheme {scheme + '://'!r} in {uri!r}; builders use ssh-ng:// or ssh://")
+    authority = rest.split("?", 1)[0].rsplit("@", 1)[-1]
+    if (scheme in ("ssh-ng", "ssh", "mounted-ssh-ng") and authority in ("", "-")) or authority.startswith("-"):
+        raise ValueError(f"{where}.uri: {uri!r} names no host")
+
+
 def machine_from_params(index: int, spec: dict, nix_version: str) -> Machine:
     """Build a Machine from one builders[] item, checking it the way Nix will read it."""
     where = f"builders[{index}]"
+    check_uri(where, spec["uri"])
     if spec["ssh_key"] and not os.path.isabs(spec["ssh_key"]):
         raise ValueError(f"{where}.ssh_key: {spec['ssh_key']!r} is not an absolute path (Nix 2.34 and later require one)")
     if spec["max_jobs"] < 0:
@@ -297,6 +319,7 @@ def edit_file(module: AnsibleModule) -> dict:
     try:
         for index, spec in enumerate(params["builders"]):
             if spec["state"] == "absent":
+                check_uri(f"builders[{index}]", spec["uri"])
                 absent.append(normalize_store_uri(spec["uri"]))
             else:
                 present.append(machine_from_params(index, spec, nix_version))
@@ -332,6 +355,10 @@ def edit_file(module: AnsibleModule) -> dict:
     except ValueError as exc:
         module.fail_json(msg=f"{path}: {exc}")
 
+    for machine in doc.machines():
+        if machine.ssh_key and not os.path.isabs(machine.ssh_key):
+            module.warn(f"{path}: the entry for {machine.store_uri} has the relative SSH key path {machine.ssh_key!r}, "
+                        "which Nix 2.34 and later reject; use an absolute path")
     changed = after != before
     result = dict(
         changed=changed,

@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from ansible_collections.nix_remote.builders.plugins.module_utils import nix_validate
 from ansible_collections.nix_remote.builders.plugins.modules import nix_conf
 
 USER_CONF = (
@@ -179,6 +180,8 @@ def fake_nix(tmp_path, monkeypatch):
         nix.write_text(FAKE_NIX.replace("{version}", version).replace("{log}", str(log)))
         nix.chmod(0o755)
         monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+        # The known Nix locations are searched before PATH; hide a real Nix installed there.
+        monkeypatch.setattr(nix_validate, "NIX_BIN_DIRS", ())
         return log
 
     return install
@@ -201,3 +204,15 @@ def test_validation_accepts_and_passes_warnings_on(run_module, conf, fake_nix):
     result = run_module(nix_conf.main, {"path": str(conf), "settings": {"unknown-thing": 1}})
     assert result["changed"] and "unknown-thing = 1" in conf.read_text()
     assert any("unknown setting" in w for w in result.get("warnings", []))
+
+
+@pytest.mark.nix
+def test_real_nix_rejects_a_bad_value_and_nothing_is_installed(run_module, conf):
+    """With Debian's nix-bin (Nix 2.8) on this machine, the candidate is read by the real Nix."""
+    assert os.path.exists("/usr/bin/nix"), "Nix is not installed here: apt-get install nix-bin (.ci/run does)"
+    before = conf.read_bytes()
+    result = run_module(nix_conf.main, {"path": str(conf), "settings": {"max-jobs": "many"}})
+    assert result["failed"] and "Nix rejects" in result["msg"] and "max-jobs" in result["msg"]
+    assert conf.read_bytes() == before
+    result = run_module(nix_conf.main, {"path": str(conf), "settings": {"max-jobs": 6}})
+    assert result["changed"] and "max-jobs = 6   # an alias of max-jobs" in conf.read_text()
