@@ -53,8 +53,8 @@ options:
       - Nested dictionaries become nested attribute sets (C(nix) containing C(settings), never C(nix.settings)
         as one key; such a key is written quoted, as one attribute name).
       - Strings, numbers, booleans, lists and C(null) map to their Nix counterparts.
-      - A dictionary whose only key is C(__nix_raw) is written verbatim as a Nix expression,
-        for example C({__nix_raw: pkgs.bashInteractive}).
+      - "A dictionary whose only key is C(__nix_raw) is written verbatim as a Nix expression,
+        for example C({__nix_raw: pkgs.bashInteractive})."
     type: dict
     required: true
   comment:
@@ -154,6 +154,11 @@ backup_file:
   returned: when O(backup=true) and O(path) changed
   type: str
   sample: /etc/nixos/remote-builder.nix.12345.2026-11-25@12:00:00~
+line_to_add:
+  description: When O(configuration) has no imports list that can be edited safely, the line to add to it by hand.
+  returned: on that failure
+  type: str
+  sample: ./remote-builder.nix
 configuration_backup_file:
   description: Name of the backup of O(configuration) that was created.
   returned: when O(backup=true) and the import was added
@@ -214,6 +219,13 @@ def read(module: AnsibleModule, path: str) -> tuple[str, str, bool]:
     return path, text, existed
 
 
+def read_quietly(path: str) -> str:
+    try:
+        return read_config(path)[0]
+    except ConfigFileError:
+        return ""
+
+
 def plan_import(module: AnsibleModule, import_path: str, result: dict) -> tuple[str, str, str, bool] | None:
     """Decide the configuration.nix edit. Returns (path, before, after, existed) or None when nothing to edit."""
     configuration = module.params["configuration"]
@@ -221,8 +233,8 @@ def plan_import(module: AnsibleModule, import_path: str, result: dict) -> tuple[
     if os.path.exists(flake):
         # A flake-based system ignores configuration.nix unless the flake lists it, and we cannot
         # edit the flake's module list safely: tell the user, never make a silent half-change.
-        _flake_path, flake_text, _existed = read(module, flake)
-        _conf_path, conf_text, _existed = read(module, configuration)
+        # Only read here, so a symlinked flake checkout is fine; an unreadable file reads as empty.
+        flake_text, conf_text = (read_quietly(name) for name in (flake, configuration))
         if not (references_path(flake_text, import_path) or is_imported(conf_text, import_path, configuration)):
             result["instructions"] = (
                 f"{flake} makes this a flake-based system, so {configuration} was not edited. "
