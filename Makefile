@@ -10,7 +10,9 @@ COLLECTION_LINK := .build/collections/ansible_collections/nix_remote/builders
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv collections test units lint sanity build bench-smoke demo demo-clean clean
+SCENARIOS ?= testbed default trixie sid
+
+.PHONY: help venv collections test units lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
 
 help:
 	@echo "make demo        - real offloaded build on local test hosts (builder + client)"
@@ -29,7 +31,7 @@ collections:
 	@mkdir -p $(dir $(COLLECTION_LINK))
 	@test -L $(COLLECTION_LINK) || ln -s ../../../.. $(COLLECTION_LINK)
 
-test: units lint sanity build bench-smoke
+test: units lint sanity build bench-smoke testbed-selftest molecule
 	@echo "make test: all checks passed"
 
 units: venv collections
@@ -45,6 +47,15 @@ sanity: venv
 build: venv
 	@mkdir -p .build/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+# Real hosts: systemd-nspawn containers booting systemd, sshd and nix-daemon (needs root).
+testbed-selftest: venv collections
+	$(BIN)/pytest tests/testbed
+
+molecule: venv collections
+	for scenario in $(SCENARIOS); do \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$scenario || exit 1; \
+	done
 
 bench-smoke: venv collections
 	$(PY) bench/parse_machines.py --smoke

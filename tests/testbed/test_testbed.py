@@ -71,7 +71,7 @@ def test_system_reaches_running(bed, name):
 def test_ssh_as_root_with_the_testbed_key_and_pinned_host_key(bed, name):
     result = ssh(bed, name, "id -un; hostname; cat /etc/machine-id")
     assert result.returncode == 0, result.stderr
-    user, hostname, _ = result.stdout.split()
+    user, hostname, _machine_id = result.stdout.split()
     assert (user, hostname) == ("root", name)
 
 
@@ -156,7 +156,7 @@ def test_interrupting_up_leaves_nothing():
         time.sleep(0.05)
     assert leftovers(name)[0], "no container started"
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert_gone(name)
 

@@ -105,8 +105,8 @@ def parse_host_spec(text: str) -> HostSpec:
     """HOST=RELEASE[:PORT] -> HostSpec, with an error naming what is wrong."""
     if "=" not in text:
         raise TestbedError(f"host {text!r}: expected HOST=RELEASE[:PORT], e.g. builder1=bookworm:2222")
-    host, _, rest = text.partition("=")
-    release, _, port_text = rest.partition(":")
+    host, _sep, rest = text.partition("=")
+    release, _sep, port_text = rest.partition(":")
     if not HOST_RE.match(host):
         raise TestbedError(f"host {text!r}: name {host!r} must be lowercase letters, digits and '-'")
     if release not in RELEASES:
@@ -476,7 +476,7 @@ def _stop_processes(runtime: Path, uuids: set[str], grace: float = 3.0) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(_alive(pid) for pid in nspawns):
         time.sleep(0.1)
-    for _ in range(100):
+    for _attempt in range(100):
         nspawns, inits = _testbed_processes(runtime, uuids)
         if not nspawns and not inits:
             return
@@ -488,7 +488,7 @@ def _stop_processes(runtime: Path, uuids: set[str], grace: float = 3.0) -> None:
 
 def _unmount_all(path: Path) -> None:
     for mountpoint in sorted(_mounts_below(path), key=len, reverse=True):
-        for _ in range(20):
+        for _attempt in range(20):
             if subprocess.run(["umount", mountpoint], capture_output=True, check=False).returncode == 0:
                 break
             time.sleep(0.2)
@@ -510,7 +510,7 @@ def teardown(name: str, log=print) -> None:
     _stop_processes(runtime, uuids)
     _unmount_all(runtime)  # raises rather than let rmtree below reach into a mount
     shutil.rmtree(runtime, ignore_errors=True)
-    for local in {state_dir(name), Path(state.state_dir) if state else state_dir(name)}:
+    for local in sorted({state_dir(name), Path(state.state_dir) if state else state_dir(name)}):
         shutil.rmtree(local, ignore_errors=True)
     log(f"testbed {name}: down")
 
@@ -607,12 +607,16 @@ def wait_ready(bed: Testbed, host: Host, deadline: float, key: Path, known_hosts
         if not _alive(host.pid):
             errors[host.name] = f"systemd-nspawn exited; console tail:\n{_console_tail(console)}"
             return
-        result = subprocess.run(_ssh_base(key, known_hosts, host) + [READY_SCRIPT],
-                                capture_output=True, text=True, check=False, timeout=30)
-        if result.returncode == 0:
-            host.ready_seconds = round(time.monotonic() - started, 1)
-            return
-        last = (result.stdout + result.stderr).strip()
+        try:
+            result = subprocess.run(_ssh_base(key, known_hosts, host) + [READY_SCRIPT],
+                                    capture_output=True, text=True, check=False, timeout=30)
+        except subprocess.TimeoutExpired:
+            last = "ssh did not return within 30 s"
+        else:
+            if result.returncode == 0:
+                host.ready_seconds = round(time.monotonic() - started, 1)
+                return
+            last = (result.stdout + result.stderr).strip()
         if time.monotonic() > deadline:
             errors[host.name] = (f"not ready within the timeout (last check: {last or 'no answer'});"
                                  f" console tail:\n{_console_tail(console)}")
@@ -663,10 +667,30 @@ def ensure_collection_link() -> Path:
     return link.parents[2]
 
 
+# Every systemd takes inotify instances; the kernel default (128 per user, shared by all
+# containers, as they all run as root here) runs out at about ten hosts: "Failed to allocate
+# manager object: Too many open files".
+KERNEL_MINIMUMS = {"fs/inotify/max_user_instances": 8192, "fs/inotify/max_user_watches": 1048576}
+
+
+def raise_kernel_limits(log=print) -> None:
+    for key, minimum in KERNEL_MINIMUMS.items():
+        path = Path("/proc/sys") / key
+        current = int(path.read_text())
+        if current < minimum:
+            try:
+                path.write_text(f"{minimum}\n")
+            except OSError as error:
+                raise TestbedError(f"cannot raise {key.replace('/', '.')} from {current} to {minimum} "
+                                   f"({error}): run `sysctl -w {key.replace('/', '.')}={minimum}`") from None
+            log(f"raised {key.replace('/', '.')} from {current} to {minimum}")
+
+
 def up(name: str, specs: list[HostSpec], groups: dict[str, list[str]], timeout: float,
        log=print) -> Testbed:
     require_root()
     require_tools(["systemd-nspawn", "ssh", "ssh-keygen", "mount"])
+    raise_kernel_limits(log)
     if not NAME_RE.match(name):
         raise TestbedError(f"--name {name!r}: lowercase letters, digits and '-', at most 31 characters")
     names = [spec.name for spec in specs]
@@ -851,7 +875,7 @@ def cmd_build(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="testbed.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="testbed.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start hosts")
     p_up.add_argument("--name", required=True)
