@@ -12,12 +12,16 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 SCENARIOS ?= testbed default trixie sid
 
-.PHONY: help venv collections test units lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
+.PHONY: help deps venv collections test units lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
 
 help:
 	@echo "make demo        - real offloaded build on local test hosts (builder + client)"
 	@echo "make test        - every test: units, lint, sanity, build, testbed, molecule scenarios"
 	@echo "make units | lint | sanity | build | bench-smoke"
+
+# Debian packages (nspawn, mmdebstrap, nix-bin, ...) and the pip config ansible-test needs.
+deps:
+	hacking/install-deps.sh
 
 # The virtual environment is rebuilt whenever the pinned requirements change.
 $(VENV)/.installed: requirements-dev.txt
@@ -25,7 +29,7 @@ $(VENV)/.installed: requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.installed
+venv: deps $(VENV)/.installed
 
 collections:
 	@mkdir -p $(dir $(COLLECTION_LINK))
@@ -61,10 +65,10 @@ bench-smoke: venv collections
 	$(PY) bench/parse_machines.py --smoke
 
 demo: venv collections
-	@echo "make demo arrives with the roles (issue 4)"; exit 1
+	hacking/demo.sh
 
 demo-clean:
-	@true
+	python3 tests/testbed/testbed.py down --name demo
 
 clean:
 	rm -rf .build
