@@ -848,6 +848,8 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
+    # `status | head` closes the pipe early; that is not an error of ours.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     beds = [bed for bed in running_testbeds() if not args.name or bed.name == args.name]
     if args.json:
         print(json.dumps([asdict(bed) for bed in beds], indent=2))
