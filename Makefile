@@ -10,7 +10,7 @@ COLLECTION_LINK := .build/collections/ansible_collections/nix_remote/builders
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-SCENARIOS ?= testbed default trixie sid
+SCENARIOS ?= testbed default trixie sid nixos-sim
 
 .PHONY: help deps venv collections test units lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
 
@@ -63,6 +63,11 @@ molecule: venv collections
 
 bench-smoke: venv collections
 	$(PY) bench/parse_machines.py --smoke
+	rm -f .build/bench-smoke/offload-bookworm.json .build/bench-smoke/converge.json
+	$(PY) bench/offload.py --smoke
+	$(PY) bench/converge.py --smoke
+	$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); keys = {"release", "nix_version", "config", "workload", "wall_s", "ideal_s", "runs"}; assert len(r) == 6 and all(keys <= set(x) for x in r), sys.argv[1]' .build/bench-smoke/offload-bookworm.json
+	$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); assert len(r) == 1 and r[0]["second_changed_total"] == 0, sys.argv[1]' .build/bench-smoke/converge.json
 
 demo: venv collections
 	hacking/demo.sh

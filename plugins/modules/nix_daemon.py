@@ -17,6 +17,8 @@ description:
     C(trusted-users) or C(builders) take effect. Changes to C(/etc/nix/machines) need no restart.
   - systemd restarts C(nix-daemon.service) (running builds survive, the unit has C(KillMode=process))
     and makes sure C(nix-daemon.socket) is listening when the host has that socket unit.
+  - A unit that systemd cannot start (C(systemctl restart) fails) is treated like a daemon that does not answer:
+    the O(rollback) files are restored and the daemon is restarted on them.
   - launchd uses C(launchctl kickstart -k system/<label>) with the label whose plist is installed,
     C(systems.determinate.nix-daemon) (Determinate Nix) or C(org.nixos.nix-daemon), and loads the plist
     with C(launchctl bootstrap) when the service is not loaded.
@@ -176,6 +178,8 @@ class DaemonControl:
     def __init__(self, module: AnsibleModule):
         self.module = module
         self.commands: list[list[str]] = []
+        # Set when systemctl could not start the unit; replaces the readiness query's error.
+        self.start_error = ""
 
     def run(self, argv: list[str], record: bool = True) -> tuple[int, str, str]:
         if record:
@@ -226,7 +230,12 @@ class DaemonControl:
             actions.append([systemctl, "start", SOCKET])
         if not check_mode:
             for argv in actions:
-                self.must(argv)
+                # A unit that fails to start (ExecStartPre, a bad drop-in) is the same fault as a
+                # daemon that does not answer: the caller rolls back instead of failing here.
+                rc, out, err = self.run(argv)
+                if rc != 0:
+                    self.start_error = f"'{' '.join(argv)}' failed (rc={rc}): {(err or out).strip()}"
+                    break
         return bool(actions)
 
     def systemd_diagnostics(self) -> str:
@@ -308,7 +317,10 @@ def roll_back(module: AnsibleModule, control: DaemonControl, manager: str, label
         restored.append(item["path"])
     if manager == "systemd":
         control.must([module.get_bin_path("systemctl", required=True), "daemon-reload"])
+        control.start_error = ""
         control.systemd("restarted", False)
+        if control.start_error:
+            return restored, control.start_error
     else:
         control.launchd("restarted", False, label)
     _attempts, error = control.wait_ready(nix_store, module.params["timeout"])
@@ -367,7 +379,10 @@ def main():
     if module.check_mode:
         module.exit_json(**result)
 
-    attempts, error = control.wait_ready(nix_store, module.params["timeout"])
+    if control.start_error:
+        attempts, error = 0, control.start_error
+    else:
+        attempts, error = control.wait_ready(nix_store, module.params["timeout"])
     result["ready_attempts"] = attempts
     if error:
         diagnostics = control.systemd_diagnostics() if manager == "systemd" else control.launchd_diagnostics(label)

@@ -150,6 +150,7 @@ def test_systemd_restart_failure_reports_systemctl_error(run_module, host, monke
         (show("nix-daemon.service"), 0, "LoadState=loaded\nActiveState=active\n", ""),
         (show("nix-daemon.socket"), 0, "LoadState=loaded\nActiveState=active\n", ""),
         ([SYSTEMCTL, "restart", "nix-daemon.service"], 1, "", "Access denied\n"),
+        ([SYSTEMCTL, "status", "--no-pager", "--full", "--lines=30", "nix-daemon.service", "nix-daemon.socket"], 3, "", ""),
     ])
     result = run_module(nix_daemon.main, {})
     assert result["failed"] and "Access denied" in result["msg"]
@@ -355,3 +356,29 @@ def test_rollback_that_does_not_help_says_so(run_module, host, monkeypatch, tmp_
     ])
     result = run_module(nix_daemon.main, {"timeout": 0, "rollback": [{"path": str(conf)}]})
     assert result["failed"] and "still does not answer" in result["msg"] and not conf.exists()
+
+
+def test_unit_that_fails_to_start_is_rolled_back(run_module, host, monkeypatch, tmp_path):
+    """A drop-in that systemd refuses (ExecStartPre=/bin/false) fails `systemctl restart` itself:
+    that must roll back too, not stop at the systemctl error."""
+    systemd_host(host)
+    dropin = tmp_path / "60-nix-remote-builders.conf"
+    dropin.write_text("[Service]\nExecStartPre=/bin/false\n")
+    backup = tmp_path / "60-nix-remote-builders.conf.1.2026-11-25@12:00:00~"
+    backup.write_text("[Service]\nMemoryMax=90%\n")
+    refused = "Job for nix-daemon.service failed because the control process exited with error code."
+    commands = script(monkeypatch, [
+        (show("nix-daemon.service"), 0, "LoadState=loaded\nActiveState=active\n", ""),
+        (show("nix-daemon.socket"), 0, "LoadState=loaded\nActiveState=active\n", ""),
+        ([SYSTEMCTL, "restart", "nix-daemon.service"], 1, "", refused),
+        ([SYSTEMCTL, "status", "--no-pager", "--full", "--lines=30", "nix-daemon.service", "nix-daemon.socket"], 3, "failed", ""),
+        ([SYSTEMCTL, "daemon-reload"], 0, "", ""),
+        (show("nix-daemon.service"), 0, "LoadState=loaded\nActiveState=failed\n", ""),
+        (show("nix-daemon.socket"), 0, "LoadState=loaded\nActiveState=active\n", ""),
+        ([SYSTEMCTL, "restart", "nix-daemon.service"], 0, "", ""),
+        (PROBE, 0, "", ""),
+    ])
+    result = run_module(nix_daemon.main, {"rollback": [{"path": str(dropin), "backup": str(backup)}]})
+    assert result["failed"] and not commands.script
+    assert refused in result["msg"] and "answers again on the previous configuration" in result["msg"]
+    assert dropin.read_text() == "[Service]\nMemoryMax=90%\n"

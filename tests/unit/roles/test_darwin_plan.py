@@ -1,0 +1,168 @@
+"""The roles' macOS path, planned with --check on this (Linux) machine.
+
+There is no macOS host in the testbed, so this is command-level evidence: site.yml runs in check
+mode against two local inventory hosts whose nix_info result says macOS (the documented test hook
+<role>_nix_info_override), and the JSON callback shows what the roles would do there: root's key
+under /var/root/.ssh, a hidden system user made by the user module's Darwin options, the forced
+command with the absolute Nix path, no systemd drop-in, and the daemon restarted through launchd.
+Check mode writes nothing. The restart handler fails here, on Linux, because no launchd plist
+exists; its result shows it took the launchd branch of nix_daemon, whose exact launchctl commands
+tests/unit/plugins/modules/test_nix_daemon.py checks with run_command mocked.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+BIN = os.path.dirname(sys.executable)
+PROFILE_BIN = "/nix/var/nix/profiles/default/bin"
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPIQCZc54poJ8vqawd8TraNryQeJnvH1eLpIDgbiqymM"
+KEY = "/var/root/.ssh/nix_remote_builders_ed25519"
+
+
+def darwin_nix(conf_dir: str) -> dict:
+    """nix_info's result on a Mac with the upstream multi-user installer (Apple silicon)."""
+    return {
+        "installed": True, "multi_user": True, "version": "2.24.10", "layout": "upstream",
+        "service_manager": "launchd", "launchd_label": "org.nixos.nix-daemon",
+        "is_nixos": False, "is_darwin": True,
+        "conf_dir": conf_dir, "conf_path": f"{conf_dir}/nix.conf", "conf_edit_path": f"{conf_dir}/nix.conf",
+        "paths": {name: f"{PROFILE_BIN}/{binary}" for name, binary in (
+            ("nix", "nix"), ("nix_store", "nix-store"), ("nix_daemon", "nix-daemon"),
+            ("nix_build", "nix-build"), ("nix_instantiate", "nix-instantiate"))},
+        "system": "aarch64-darwin", "extra_platforms": ["x86_64-darwin"], "systems": ["aarch64-darwin", "x86_64-darwin"],
+        "system_features": ["apple-virt", "benchmark", "big-parallel", "nixos-test"], "kvm": False,
+        "cores": 8, "memory_bytes": 17179869184, "daemon_socket_group": None,
+        "ssh_host_keys": [{"type": "ssh-ed25519", "path": "/etc/ssh/ssh_host_ed25519_key.pub", "public_key": HOST_KEY,
+                           "base64": base64.b64encode(HOST_KEY.encode()).decode()}],
+        "build_users_group": "nixbld", "build_users": 32,
+    }
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory) -> dict:
+    """Run site.yml --check once; return host -> list of (task name, result) in the order they ran."""
+    work = tmp_path_factory.mktemp("darwin-plan")
+    conf_dir = str(work / "etc-nix")  # never created: check mode must not need it
+    nix = darwin_nix(conf_dir)
+    inventory = {"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
+                 "remote_builder_nix_info_override": nix, "local_client_nix_info_override": nix},
+        # mac-withdrawn plans the macOS withdrawal, and keeps the builder play going after
+        # mac-builder's launchd restart fails here (a play whose hosts all failed ends the run).
+        "children": {"nix_builders": {"hosts": {"mac-builder": {"ansible_host": "192.0.2.10"},
+                                                "mac-withdrawn": {"nix_remote_state": "absent"}}},
+                     "nix_clients": {"hosts": {"mac-client": {}}}}}}
+    (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (work / "ansible.cfg").write_text("[defaults]\n")
+    environ = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(work / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_LOCAL_TEMP=str(work / "local-tmp"),
+        ANSIBLE_REMOTE_TMP=str(work / "remote-tmp"),
+    )
+    run = subprocess.run(
+        [os.path.join(BIN, "ansible-playbook"), "-i", "inventory.yml", "--check",
+         os.path.join(REPO, "playbooks", "site.yml")],
+        cwd=work, env=environ, capture_output=True, text=True, timeout=300, check=False,
+    )
+    report = json.loads(run.stdout)
+    results: dict = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                results.setdefault(host, []).append((task["task"]["name"], result))
+    # Nothing but the launchd restart may fail (it cannot find a plist on Linux).
+    failed = [(h, n, r.get("msg")) for h, rs in results.items() for n, r in rs if r.get("failed")]
+    assert all("Restart nix-daemon" in n for _h, n, _m in failed), (failed, run.stderr[-2000:])
+    assert not os.path.exists(conf_dir), "check mode created the nix.conf directory"
+    return results
+
+
+def task(results: list, suffix: str) -> dict:
+    found = [r for n, r in results if n.endswith(" : " + suffix) or n == suffix]
+    assert found, f"no task {suffix!r} in {[n for n, _ in results]}"
+    return found[0]
+
+
+def ran(result: dict) -> bool:
+    return not result.get("skipped")
+
+
+def test_client_key_lives_under_var_root(plan):
+    client = plan["mac-client"]
+    assert task(client, "Create root's .ssh directory")["invocation"]["module_args"]["path"] == "/var/root/.ssh"
+    assert task(client, "Create root's .ssh directory")["invocation"]["module_args"]["group"] == "0"
+    keygen = task(client, "Read the public key from the private key")
+    assert keygen["cmd"][-1] == KEY
+    assert not ran(task(client, "Install the SSH client")), "macOS ships OpenSSH; no package manager is used"
+    control = task(client, "Create the root-only directory for the multiplexing sockets")
+    assert control["invocation"]["module_args"]["path"] == "/var/root/.ssh/nix-remote-builders"
+
+
+def test_client_machines_entry_uses_var_root_key_and_absolute_nix_path(plan):
+    machines = task(plan["mac-client"], "Write the builders to the machines file")
+    assert ran(machines) and machines["changed"]
+    (entry,) = machines["invocation"]["module_args"]["builders"]
+    assert entry["ssh_key"] == KEY
+    # macOS sshd gives no Nix on the PATH: the URI names the daemon by its absolute path (P1).
+    assert entry["uri"] == f"ssh-ng://remotebuild@192.0.2.10?remote-program={PROFILE_BIN}/nix-daemon"
+    assert entry["systems"] == ["aarch64-darwin", "x86_64-darwin"]
+
+
+def test_builder_user_is_made_the_macos_way(plan):
+    builder = plan["mac-builder"]
+    user = task(builder, "Create the build user (macOS, hidden, ID below 500)")
+    args = user["invocation"]["module_args"]
+    assert (args["name"], args["system"], args["hidden"], args["shell"], args["create_home"]) == (
+        "remotebuild", True, True, "/bin/sh", False)
+    assert args["password_lock"] is None  # not a macOS option
+    assert not ran(task(builder, "Create the build user")), "the Linux user task must not run on macOS"
+    assert task(builder, "Create the build user's group (macOS)")["invocation"]["module_args"]["system"] is True
+
+
+def test_builder_forced_command_and_settings(plan):
+    builder = plan["mac-builder"]
+    # The key list is empty in check mode (the client's key does not exist yet); the command is what counts.
+    facts = task(builder, "Derive max-jobs, cores and speed factor from the machine")["ansible_facts"]
+    assert facts["__remote_builder_forced_command"] == f"{PROFILE_BIN}/nix-daemon --stdio"
+    conf = task(builder, "Write the builder's nix.conf settings")["invocation"]["module_args"]
+    assert conf["path"].endswith("/etc-nix/nix.conf")
+    assert conf["settings"]["extra-trusted-users"] == ["remotebuild"]
+
+
+def test_builder_has_no_systemd_parts(plan):
+    builder = plan["mac-builder"]
+    for name in ("Write the nix-daemon drop-in", "Create the nix-daemon drop-in directory", "Add build users up to max-jobs"):
+        assert not ran(task(builder, name)), name
+    assert not [n for n, r in builder if "Reload systemd units" in n and ran(r)]
+
+
+@pytest.mark.parametrize("host, handler", [("mac-builder", "Restart nix-daemon on the builder"),
+                                           ("mac-client", "Restart nix-daemon on the client")])
+def test_daemon_is_restarted_through_launchd(plan, host, handler):
+    result = task(plan[host], handler)
+    assert result["invocation"]["module_args"]["service_manager"] == "launchd"
+    assert result["service_manager"] == "launchd"
+    # On this Linux machine the launchd branch finds no plist: proof it took that branch.
+    assert "launchd plist" in result["msg"] and "/Library/LaunchDaemons" in result["msg"]
+
+
+def test_withdrawn_mac_builder_removes_its_user_and_exports_absent(plan):
+    withdrawn = plan["mac-withdrawn"]
+    assert task(withdrawn, "Remove the build user")["invocation"]["module_args"]["state"] == "absent"
+    assert task(withdrawn, "Export that this host is no longer a builder")["ansible_facts"]["remote_builder_export"] == {"state": "absent"}
+    # The client only uses the builder that is present.
+    (entry,) = task(plan["mac-client"], "Write the builders to the machines file")["invocation"]["module_args"]["builders"]
+    assert "192.0.2.10" in entry["uri"]
