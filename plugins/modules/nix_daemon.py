@@ -17,8 +17,8 @@ description:
     C(trusted-users) or C(builders) take effect. Changes to C(/etc/nix/machines) need no restart.
   - systemd restarts C(nix-daemon.service) (running builds survive, the unit has C(KillMode=process))
     and makes sure C(nix-daemon.socket) is listening when the host has that socket unit.
-  - A unit that systemd cannot start (C(systemctl restart) fails) is treated like a daemon that does not answer:
-    the O(rollback) files are restored and the daemon is restarted on them.
+  - A unit that systemd cannot start (C(systemctl restart) fails) is treated like a daemon that does not answer;
+    then the O(rollback) files are restored and the daemon is restarted on them.
   - launchd uses C(launchctl kickstart -k system/<label>) with the label whose plist is installed,
     C(systems.determinate.nix-daemon) (Determinate Nix) or C(org.nixos.nix-daemon), and loads the plist
     with C(launchctl bootstrap) when the service is not loaded.

@@ -275,7 +275,7 @@ TRICKY_VALUES = {
     "interpolation": "${pkgs.evil} and $${x} and ${",
     "dollar": "$5 {x} $",
     "multiline": "Host a\n  Port 22\r\n\tend\n",
-    "unicode": "‘nixos-help’ ✓",
+    "unicode": "\u2018nixos-help\u2019 \u2713",
     "[127.0.0.1]:2222": "key needing quotes",
     "a.b": "a dotted key is one attribute",
     "in": "a keyword as a key",

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Real test hosts on one machine: systemd-nspawn containers that boot systemd, sshd and nix-daemon.
 
     testbed.py up --name NAME [--group GROUP=HOST,HOST ...] [--timeout S] HOST=RELEASE[:PORT] ...

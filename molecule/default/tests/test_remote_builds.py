@@ -32,6 +32,7 @@ BUILD_USER = "remotebuild"
 # Nix is on the non-login PATH only where Debian installed it; a login shell finds both layouts.
 LOGIN = "bash -lc "
 
+
 def host_of(name: str):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
 

@@ -92,7 +92,7 @@ def plan(tmp_path_factory) -> dict:
 
 def task(results: list, suffix: str) -> dict:
     found = [r for n, r in results if n.endswith(" : " + suffix) or n == suffix]
-    assert found, f"no task {suffix!r} in {[n for n, _ in results]}"
+    assert found, f"no task {suffix!r} in {[n for n, _result in results]}"
     return found[0]
 
 

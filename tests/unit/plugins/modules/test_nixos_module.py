@@ -11,7 +11,7 @@ from ansible_collections.nix_remote.builders.plugins.modules import nixos_module
 CONFIGURATION = """\
 # Edit this configuration file to define what should be installed on
 # your system.  Help is available in the configuration.nix(5) man page
-# and in the NixOS manual (accessible by running ‘nixos-help’).
+# and in the NixOS manual (accessible by running 'nixos-help').
 
 { config, pkgs, ... }:
 
