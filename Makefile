@@ -10,7 +10,7 @@ COLLECTION_LINK := .build/collections/ansible_collections/nix_remote/builders
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-SCENARIOS ?= testbed default trixie sid nixos-sim
+SCENARIOS ?= testbed default trixie sid nixos-sim signing faults
 
 .PHONY: help deps venv collections test units lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
 

@@ -114,13 +114,37 @@ def table(records):
     return "\n".join(rows)
 
 
+def markdown(records):
+    """The table of docs/benchmarks.md, from the JSON records."""
+    rows = ["| clients | Nix | 1st run s | 2nd run s | changed on 2nd run | tasks per client, 1st (ok/changed/skipped) "
+            "| tasks on the builder, 1st (ok/changed/skipped) | s per added client, 1st | s per added client, 2nd |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        first = r["first_tasks"]
+
+        def triple(group):
+            return "/".join(str(max(group[k])) for k in ("ok", "changed", "skipped"))
+
+        def cost(key):
+            return f"{r[key]:.2f}" if r[key] is not None else "-"
+        rows.append(f"| {r['clients']} | {r['nix_version']} | {r['first_wall_s']:.1f} | {r['second_wall_s']:.1f} "
+                    f"| {r['second_changed_total']} | {triple(first['clients'])} | {triple(first['builder'])} "
+                    f"| {cost('first_cost_per_added_client_s')} | {cost('second_cost_per_added_client_s')} |")
+    return "\n".join(rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--clients", default="1,4,8", help="comma-separated client counts (default 1,4,8)")
     parser.add_argument("--release", default="trixie", choices=RELEASES, help="release of every host")
     parser.add_argument("--smoke", action="store_true", help="N = 1 only; result under .build/bench-smoke/")
     parser.add_argument("--output-dir", help="where converge.json goes (default bench/results/)")
+    parser.add_argument("--markdown", metavar="JSON", help="print this converge.json as a Markdown table and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown, encoding="utf-8") as handle:
+            print(markdown(json.load(handle)))
+        return 0
     if os.geteuid() != 0:
         parser.error("needs root (the testbed starts systemd-nspawn containers)")
     try:

@@ -179,6 +179,10 @@ class Testbed:
         self._started = True  # `up` cleans up after itself, `down` is harmless if it did
         subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         self.vars = read_inventory(self.inventory)
+        # Test-host workaround: in these containers (sid, trixie) a login that arrives while logind
+        # stops the user's systemd manager hangs for minutes; lingering keeps root's manager up.
+        for host in self.hosts:
+            self.sh(host, "loginctl enable-linger root")
         return self
 
     def __exit__(self, *_exc):
@@ -302,7 +306,7 @@ def run_once(bed, client, workload, timeout_s):
     # NIX_REMOTE=daemon: root goes through nix-daemon like every other user, so the daemon's
     # configuration (the one both set-ups write and restart) is what is measured.
     command = (f"cd {work} && NIX_REMOTE=daemon python3 -c {shlex.quote(TIMER)} "
-               f"timeout {int(timeout_s)} nix-build --max-jobs 0 --no-out-link {work}/workload.nix"
+               f"timeout -k 10 {int(timeout_s)} nix-build --max-jobs 0 --no-out-link {work}/workload.nix"
                f" > {work}/out 2> {work}/err;"
                f" rc=$?; cat {work}/out; exit $rc")
     try:
@@ -365,6 +369,11 @@ def configure_tutorial(bed, client, builders):
             f"printf '%s\\n' {shlex.quote(public)} > /home/{TUTORIAL_USER}/.ssh/authorized_keys",
             f"chown {TUTORIAL_USER}: /home/{TUTORIAL_USER}/.ssh/authorized_keys",
             f"echo 'trusted-users = root {TUTORIAL_USER}' >> /etc/nix/nix.conf",
+            # Test-host workaround, not part of the tutorial (the collection reuses the same user,
+            # so both set-ups get it): in these containers a login that arrives while logind stops
+            # the user's systemd manager (10 s after its last session) hangs for minutes
+            # ("ssh-agent.socket: Failed to spawn executor"); lingering keeps the manager running.
+            f"loginctl enable-linger {TUTORIAL_USER}",
             "systemctl restart nix-daemon",
         ]))
     for builder in builders:
@@ -381,9 +390,23 @@ def configure_tutorial(bed, client, builders):
     return len(builders)  # `-` in the max-jobs column: 1 job per builder
 
 
+def linger(bed, builders, enable):
+    """The test-host workaround of configure_tutorial, lifted while site.yml runs: usermod cannot
+    move the home of a user that has processes (its lingering systemd manager)."""
+    for builder in builders:
+        if enable:
+            bed.sh(builder, f"loginctl enable-linger {TUTORIAL_USER}")
+        else:
+            bed.sh(builder, f"loginctl disable-linger {TUTORIAL_USER}; loginctl terminate-user {TUTORIAL_USER};"
+                            f" for i in $(seq 50); do pgrep -u {TUTORIAL_USER} >/dev/null || exit 0; sleep 0.2; done;"
+                            f" echo 'processes of {TUTORIAL_USER} left' >&2; exit 1")
+
+
 def configure_collection(bed, client, builders, log_path, extra_vars=None):
     """site.yml over the tutorial's configuration.  Returns (slots, playbook seconds, builders lines)."""
+    linger(bed, builders, False)
     seconds, _output = bed.playbook("playbooks/site.yml", log_path=log_path, extra_vars=extra_vars)
+    linger(bed, builders, True)
     lines = [line for line in bed.sh(client, "cat /etc/nix/nix.conf").splitlines()
              if line.split("=")[0].strip() == "builders"]
     if len(lines) != 1 or "@" not in lines[0] or "ssh-ng://" in lines[0]:
@@ -503,6 +526,25 @@ def table(records):
     return "\n".join(rows)
 
 
+def markdown(records):
+    """The table of docs/benchmarks.md, from the JSON records."""
+    rows = ["| release | Nix | config | workload | slots | wall s (median) | runs s | ideal s | x ideal "
+            "| overhead ms/drv | speed-up over tutorial |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        if r["wall_s"] is None:
+            rows.append(f"| {r['release']} | {r['nix_version']} | {r['config']} | {r['workload']} | {r['slots']} "
+                        f"| **hung** (killed after {r['hung_after_s']:.0f} s) | | | | | |")
+            continue
+        ratio = f"{r['ratio_to_ideal']:.2f}" if r["ratio_to_ideal"] is not None else "-"
+        speedup = f"{r['speedup_over_tutorial']:.1f}x" if r["config"] != "tutorial" and r["speedup_over_tutorial"] else "-"
+        runs = ", ".join(f"{x:.2f}" for x in r["runs"])
+        rows.append(f"| {r['release']} | {r['nix_version']} | {r['config']} | {r['workload']} | {r['slots']} "
+                    f"| {r['wall_s']:.2f} | {runs} | {r['ideal_s']:.2f} | {ratio} "
+                    f"| {r['overhead_per_derivation_ms']:.0f} | {speedup} |")
+    return "\n".join(rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--releases", default=",".join(RELEASES),
@@ -517,8 +559,17 @@ def main(argv=None):
                              "defaults are also probed once (config collection-defaults)")
     parser.add_argument("--build-timeout", type=float, default=300,
                         help="seconds before a nix-build counts as hung (default 300)")
+    parser.add_argument("--markdown", nargs="+", metavar="JSON",
+                        help="print the results in these files as a Markdown table and exit (no testbed)")
     args = parser.parse_args(argv)
 
+    if args.markdown:
+        records = []
+        for path in args.markdown:
+            with open(path, encoding="utf-8") as handle:
+                records += json.load(handle)
+        print(markdown(records))
+        return 0
     if os.geteuid() != 0:
         parser.error("needs root (the testbed starts systemd-nspawn containers)")
     releases = [r for r in args.releases.split(",") if r]
@@ -543,11 +594,16 @@ def main(argv=None):
             collection_vars[key] = value
 
     install_signal_handlers()
-    everything = []
+    everything, failed = [], []
     try:
         source = snapshot_collection()
         for release in releases:
-            records = bench_release(release, workloads, runs, collection_vars, args.build_timeout)
+            try:
+                records = bench_release(release, workloads, runs, collection_vars, args.build_timeout)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                log(f"{release}: FAILED, no result written: {exc}")
+                failed.append(release)
+                continue
             add_speedups(records)
             for record in records:
                 record["collection"] = source
@@ -563,6 +619,9 @@ def main(argv=None):
     finally:
         drop_snapshot()
     print(table(everything))
+    if failed:
+        log(f"failed releases: {', '.join(failed)}")
+        return 1
     return 0
 
 

@@ -40,7 +40,8 @@ CLIENT = host_of("client")
 
 def site(*args: str, playbook: str = "site.yml", wait: bool = True):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".testbed" / "collections"),
-               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACKS_ENABLED="")
+               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_NOCOLOR="1")
+    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     argv = [str(BIN / "ansible-playbook"), "-i", INVENTORY, str(PROJECT / "playbooks" / playbook), *args]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     if not wait:

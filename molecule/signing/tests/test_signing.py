@@ -76,7 +76,7 @@ def test_builder_reports_the_client_untrusted(client, builder):
     info = nix(c, f"nix --extra-experimental-features nix-command store info --store "
                   f"{shlex.quote(store + ('&' if '?' in store else '?') + 'ssh-key=' + KEY)}")
     assert info.rc == 0, info.stderr
-    assert re.search(r"Trusted: 0", info.stdout), info.stdout
+    assert re.search(r"Trusted: 0", info.stdout + info.stderr), info.stdout + info.stderr
 
 
 @pytest.mark.parametrize("name", BUILDERS)
