@@ -46,7 +46,7 @@ def site(*args: str, playbook: str = "site.yml", wait: bool = True):
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     if not wait:
         return proc
-    out, _ = proc.communicate(timeout=900)
+    out, _err = proc.communicate(timeout=900)
     return proc.returncode, out
 
 
