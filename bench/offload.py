@@ -453,8 +453,10 @@ def bench_release(release, workloads, runs, collection_vars, timeout_s):
             slots, _seconds, _lines, _machines = configure_collection(
                 bed, client, builders, os.path.join(LOGS, f"offload-{release}-site-defaults.log"))
             probe = [w for w in workloads if w.kind == "sleep"][:1] or list(workloads[:1])
+            probe_args = dict(common)
+            probe_args["timeout_s"] = min(timeout_s, 90)
             records += run_workloads(config="collection-defaults", slots=slots, workloads=probe, runs=1,
-                                     tolerate_timeout=True, **dict(common, timeout_s=min(timeout_s, 90)))
+                                     tolerate_timeout=True, **probe_args)
     return records
 
 
@@ -471,9 +473,9 @@ def run_workloads(bed, client, release, nix_version, config, slots, workloads, r
                     raise
                 log(f"{release} {config} {workload.name}: HUNG ({exc})")
                 records.append({"release": release, "nix_version": nix_version, "config": config,
-                                 "workload": workload.name, "jobs": workload.jobs, "slots": slots,
-                                 "wall_s": None, "ideal_s": None, "runs": [], "hung_after_s": timeout_s,
-                                 "error_tail": str(exc)[-600:]})
+                                "workload": workload.name, "jobs": workload.jobs, "slots": slots,
+                                "wall_s": None, "ideal_s": None, "runs": [], "hung_after_s": timeout_s,
+                                "error_tail": str(exc)[-600:]})
                 break
             samples.append(round(seconds, 3))
             remote.append(offloaded)
@@ -505,8 +507,7 @@ def add_speedups(records):
     tutorial = {(r["release"], r["workload"]): r["wall_s"] for r in records if r["config"] == "tutorial"}
     for record in records:
         base = tutorial.get((record["release"], record["workload"]))
-        record["speedup_over_tutorial"] = round(base / record["wall_s"], 1) if base and record["wall_s"] else None
-
+        record["speedup_over_tutorial"] = round(base / record["wall_s"], 2) if base and record["wall_s"] else None
 
 
 def table(records):
@@ -519,7 +520,7 @@ def table(records):
                         f"{r['slots']:>5}   HUNG: no result after {r['hung_after_s']} s")
             continue
         ratio = f"{r['ratio_to_ideal']:.2f}" if r["ratio_to_ideal"] is not None else "-"
-        speedup = f"{r['speedup_over_tutorial']:.1f}x" if r["config"] != "tutorial" and r["speedup_over_tutorial"] else "-"
+        speedup = f"{r['speedup_over_tutorial']:.1f}x" if r["config"] != "tutorial" and r["speedup_over_tutorial"] is not None else "-"
         rows.append(f"{r['release']:9} {r['nix_version']:7} {r['config']:10} {r['workload']:11} "
                     f"{r['slots']:>5} {r['wall_s']:>8.2f} {r['ideal_s']:>8.2f} {ratio:>8} "
                     f"{r['overhead_per_derivation_ms']:>8.0f} {speedup:>8}")
@@ -537,7 +538,7 @@ def markdown(records):
                         f"| **hung** (killed after {r['hung_after_s']:.0f} s) | | | | | |")
             continue
         ratio = f"{r['ratio_to_ideal']:.2f}" if r["ratio_to_ideal"] is not None else "-"
-        speedup = f"{r['speedup_over_tutorial']:.1f}x" if r["config"] != "tutorial" and r["speedup_over_tutorial"] else "-"
+        speedup = f"{r['speedup_over_tutorial']:.1f}x" if r["config"] != "tutorial" and r["speedup_over_tutorial"] is not None else "-"
         runs = ", ".join(f"{x:.2f}" for x in r["runs"])
         rows.append(f"| {r['release']} | {r['nix_version']} | {r['config']} | {r['workload']} | {r['slots']} "
                     f"| {r['wall_s']:.2f} | {runs} | {r['ideal_s']:.2f} | {ratio} "

@@ -88,7 +88,7 @@ def test_client_module_has_the_builders_host_keys_and_alias():
     assert pinned[ALIAS] == host_key and pinned[f"[{builder_address()}]:2222"] == host_key
     config = module["programs"]["ssh"]["extraConfig"]
     assert f"Host {ALIAS}\n" in config and "Port 2222" in config and f"IdentityFile {KEY}" in config
-    assert "ControlMaster auto" in config
+    assert "ConnectTimeout" in config and "ControlMaster" not in config  # multiplexing is off by default
 
 
 def builder_address() -> str:

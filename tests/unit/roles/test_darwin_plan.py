@@ -56,7 +56,9 @@ def plan(tmp_path_factory) -> dict:
     nix = darwin_nix(conf_dir)
     inventory = {"all": {
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
-                 "remote_builder_nix_info_override": nix, "local_client_nix_info_override": nix},
+                 "remote_builder_nix_info_override": nix, "local_client_nix_info_override": nix,
+                 # Off by default; on here so the plan shows where macOS keeps the sockets.
+                 "local_client_ssh_multiplexing": True},
         # mac-withdrawn plans the macOS withdrawal, and keeps the builder play going after
         # mac-builder's launchd restart fails here (a play whose hosts all failed ends the run).
         "children": {"nix_builders": {"hosts": {"mac-builder": {"ansible_host": "192.0.2.10"},
