@@ -56,10 +56,14 @@ build: venv
 testbed-selftest: venv collections
 	$(BIN)/pytest tests/testbed
 
+# Every scenario runs even when one fails; the target fails at the end, naming the failures.
 molecule: venv collections
+	failed=""; \
 	for scenario in $(SCENARIOS); do \
-		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$scenario || exit 1; \
-	done
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$scenario || failed="$$failed $$scenario"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "molecule scenarios failed:$$failed"; exit 1; fi; \
+	echo "molecule scenarios passed: $(SCENARIOS)"
 
 bench-smoke: venv collections
 	$(PY) bench/parse_machines.py --smoke
