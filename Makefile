@@ -10,9 +10,7 @@ COLLECTION_LINK := .build/collections/ansible_collections/nix_remote/builders
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-# molecule/faults (issue 7's fault injection) is not in the gate yet: 6 of its 7 tests fail;
-# run it with `make molecule SCENARIOS=faults`.
-SCENARIOS ?= testbed default trixie sid nixos-sim signing
+SCENARIOS ?= testbed default trixie sid nixos-sim signing faults
 
 .PHONY: help deps venv collections test units lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
 
