@@ -20,15 +20,24 @@ attributes:
     support: N/A
 """
 
-    # Modules that change files on disk.
+    # Modules that edit files on disk: all of them support check and diff mode in full, write
+    # atomically and are idempotent.
     FILES = r"""
 options: {}
 attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
   safe_file_operations:
     description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid data corruption.
+    support: full
   idempotent:
     description:
       - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
 """
 
     # Modules that only read.

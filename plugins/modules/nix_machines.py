@@ -26,17 +26,6 @@ extends_documentation_fragment:
   - ansible.builtin.files
   - nix_remote.builders.attributes
   - nix_remote.builders.attributes.FILES
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
-  safe_file_operations:
-    support: full
-  idempotent:
-    support: full
 options:
   path:
     description:
