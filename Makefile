@@ -9,17 +9,19 @@ BIN := $(VENV)/bin
 COLLECTION_LINK := .build/collections/ansible_collections/nix_remote/builders
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Ansible's own state (local tmp, galaxy cache) stays in the checkout, not in ~/.ansible.
+export ANSIBLE_HOME := $(CURDIR)/.build/ansible-home
 
 SCENARIOS ?= testbed default trixie sid nixos-sim signing faults
 
-.PHONY: help deps venv collections test units lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
+.PHONY: help deps venv collections test units private-checkout lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
 
 help:
 	@echo "make demo        - real offloaded build on local test hosts (builder + client)"
 	@echo "make test        - every test: units, lint, sanity, build, testbed, molecule scenarios"
 	@echo "make units | lint | sanity | build | bench-smoke"
 
-# Debian packages (nspawn, mmdebstrap, nix-bin, ...) and the pip config ansible-test needs.
+# Debian packages (nspawn, mmdebstrap, nix-bin, ...).
 deps:
 	hacking/install-deps.sh
 
@@ -35,11 +37,15 @@ collections:
 	@mkdir -p $(dir $(COLLECTION_LINK))
 	@test -L $(COLLECTION_LINK) || ln -s ../../../.. $(COLLECTION_LINK)
 
-test: units lint sanity build bench-smoke testbed-selftest molecule
+test: units private-checkout lint sanity build bench-smoke testbed-selftest molecule
 	@echo "make test: all checks passed"
 
 units: venv collections
 	$(BIN)/pytest tests/unit
+
+# A root user's clone sits in a 0700 directory (/root): nothing may assume others can read it.
+private-checkout: venv
+	hacking/private-checkout.sh $(VENV)
 
 lint: venv collections
 	$(BIN)/ansible-lint --profile production
@@ -57,10 +63,13 @@ testbed-selftest: venv collections
 	$(BIN)/pytest tests/testbed
 
 # Every scenario runs even when one fails; the target fails at the end, naming the failures.
+# Molecule's state goes under .build: its default (~/.cache/molecule, keyed by the checkout's
+# base name) is shared by every checkout of the same name on the machine.
 molecule: venv collections
 	failed=""; \
 	for scenario in $(SCENARIOS); do \
-		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$scenario || failed="$$failed $$scenario"; \
+		MOLECULE_EPHEMERAL_DIRECTORY="$(CURDIR)/.build/molecule/$$scenario" \
+			PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$scenario || failed="$$failed $$scenario"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "molecule scenarios failed:$$failed"; exit 1; fi; \
 	echo "molecule scenarios passed: $(SCENARIOS)"

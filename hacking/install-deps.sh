@@ -20,8 +20,3 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-
-# ansible-test strips the environment of the venvs it makes, so pip's settings must be in a file.
-if [ ! -e /etc/pip.conf ] && [ "$(id -u)" -eq 0 ]; then
-    printf '[global]\ncert = %s\n' "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" > /etc/pip.conf
-fi

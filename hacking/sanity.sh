@@ -10,8 +10,21 @@ tree="$repo/.build/sanity/ansible_collections/nix_remote/builders"
 # ansible-test looks for the pip bootstrap script here before downloading it.
 # The pip version is pinned inside ansible-test (get_venv_packages).
 pip_version=$(grep -ho "pip='[0-9.]*'" "$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" | head -n1 | tr -dc '0-9.' | tr . _)
-mkdir -p "$HOME/.ansible/test/cache"
+# ansible-test strips the environment of the venvs it makes down to HOME, PATH and LC_ALL, so
+# neither PIP_* variables nor anything else reach pip there; only files do. A HOME of its own
+# under .build carries both files (pip's user config and the bootstrap script), so nothing
+# outside the checkout is written or read from an earlier run.
+export HOME="$repo/.build/sanity-home"
+mkdir -p "$HOME/.ansible/test/cache" "$HOME/.config/pip"
 cp "$repo/hacking/offline_get_pip.py" "$HOME/.ansible/test/cache/get_pip_${pip_version}.py"
+{
+    echo "[global]"
+    echo "cert = ${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
+    [ -n "${PIP_FIND_LINKS:-}" ] && echo "find-links = $PIP_FIND_LINKS"
+    [ -n "${PIP_INDEX_URL:-}" ] && echo "index-url = $PIP_INDEX_URL"
+    [ -n "${PIP_DEFAULT_TIMEOUT:-}" ] && echo "timeout = $PIP_DEFAULT_TIMEOUT"
+    true
+} > "$HOME/.config/pip/pip.conf"
 
 # Rebuild the copy from scratch, but keep ansible-test's delegation venv (tests/output) across runs.
 saved="$repo/.build/sanity-output"

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -130,11 +131,31 @@ def test_a_name_in_use_is_refused_and_the_running_testbed_untouched(bed):
 
 
 def test_not_root_is_refused():
-    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             sys.executable, str(SCRIPT), "up", "--name", "notroot", "b=bookworm"],
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 1
+    # A real process under a real non-root uid. The checkout may sit where that user cannot
+    # read it (root's clone under /root, mode 0700), and so may the venv's Python and pytest's
+    # tmp_path (/tmp/pytest-of-root is 0700): run a copy of the script (it needs only the
+    # standard library) with the system Python, from a directory of its own under /tmp.
+    with tempfile.TemporaryDirectory(prefix="testbed-notroot-", dir="/tmp") as top:
+        runner = Path(top)
+        (runner / "tests" / "testbed").mkdir(parents=True)
+        copy = runner / "tests" / "testbed" / "testbed.py"
+        copy.write_bytes(SCRIPT.read_bytes())
+        for path in (runner, runner / "tests", copy.parent):
+            path.chmod(0o755)
+        copy.chmod(0o644)
+        result = _run_as_nobody(runner, copy)
+        made = (runner / ".testbed").exists()
+    assert result.returncode == 1, result.stderr
     assert "must run as root" in result.stderr
+    assert not made  # refused before it made anything
+
+
+def _run_as_nobody(runner: Path, copy: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             testbed.PYTHON, str(copy), "up", "--name", "notroot", "b=bookworm"],
+                            capture_output=True, text=True, timeout=60, check=False, cwd=runner,
+                            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+    return result
 
 
 def test_a_host_not_ready_in_time_shows_its_console_and_leaves_nothing():
