@@ -9,9 +9,13 @@ module_utils stay importable (and testable) without a module context.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import grp
 import os
+import pwd
 import re
+import stat
 import tempfile
 import time
 
@@ -36,15 +40,65 @@ def decode_config(data: bytes, path: str) -> str:
         raise ConfigFileError(f"{path}: line {line}, column {column}: byte 0x{data[exc.start]:02x} is not valid UTF-8") from None
 
 
-def read_config(path: str) -> tuple[str, bool]:
-    """Return (text, exists). A missing file reads as empty; other read errors raise ConfigFileError."""
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """Name what a non-regular st_mode is, for error messages."""
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_regular(path: str) -> None:
+    """Refuse an existing path (symlinks followed) that is not a regular file.
+
+    A FIFO would block the read forever while the host lock is held, and a device reads as
+    empty and would be replaced by a regular file: neither is a configuration file to edit.
+    """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot examine: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigFileError(f"{path}: is {file_kind(mode)}, not a regular file; refusing to read or replace it")
+
+
+def read_config(path: str) -> tuple[str, bool]:
+    """Return (text, exists). A missing file reads as empty; other read errors raise ConfigFileError.
+
+    The file is opened without following a symlink (check_symlink resolved the path already) and
+    without blocking, then checked to be a regular file before a byte is read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return "", False
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigFileError(f"{path}: is a symlink; refusing to read through it") from None
         raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigFileError(f"{path}: is {file_kind(mode)}, not a regular file; refusing to read or replace it")
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     return decode_config(data, path), True
 
 
@@ -71,36 +125,143 @@ def file_diff(path: str, before: str, after: str, existed: bool) -> dict:
     }
 
 
-def write_atomic(module, path: str, text: str, backup: bool, existed: bool) -> str | None:
-    """Write text to path through a temporary file in the same directory and atomic_move.
+def _resolve_id(path: str, field: str, name, lookup) -> int:
+    """A uid or gid from a name or a number; -1 (keep) when none is asked for."""
+    if name is None or name == "":
+        return -1
+    text = str(name)
+    if text.isdigit():
+        return int(text)
+    try:
+        return lookup(text)
+    except KeyError:
+        raise ConfigFileError(f"{path}: {field}: no {'user' if field == 'owner' else 'group'} named {text!r} on this host; nothing was written") from None
 
-    Returns the backup file name when one was made. Keeps the mode of an existing file;
+
+def _resolve_mode(path: str, mode, current: int) -> int:
+    """The permission bits to give the new file: `mode` (octal or symbolic) applied to `current`."""
+    if mode is None:
+        return current
+    if isinstance(mode, int):
+        wanted = mode
+    else:
+        try:
+            wanted = int(str(mode), 8)
+        except ValueError:
+            try:
+                fake = os.stat_result((stat.S_IFREG | current,) + (0,) * 9)
+                wanted = AnsibleModuleModes.symbolic_to_octal(fake, str(mode))
+            except Exception as exc:  # Ansible's parser raises bare ValueErrors and others; pylint: disable=broad-exception-caught
+                raise ConfigFileError(f"{path}: mode: {mode!r} is neither an octal nor a symbolic mode ({exc}); nothing was written") from None
+    if wanted != stat.S_IMODE(wanted):
+        raise ConfigFileError(f"{path}: mode: {mode!r} holds more than permission bits; nothing was written")
+    return wanted
+
+
+class AnsibleModuleModes:
+    """Ansible's own symbolic-mode parser, looked up lazily so module_utils import without Ansible."""
+
+    @staticmethod
+    def symbolic_to_octal(path_stat, symbolic: str) -> int:
+        from ansible.module_utils.basic import AnsibleModule  # pylint: disable=import-outside-toplevel
+
+        return AnsibleModule._symbolic_mode_to_octal(path_stat, symbolic)  # pylint: disable=protected-access
+
+
+def replace_file(path: str, data: bytes, mode: int, uid: int = -1, gid: int = -1, prepare=None) -> None:
+    """Replace path by data atomically: a temporary file in the same directory gets the content,
+    the owner, group and mode (and whatever `prepare(tmp)` applies, such as an SELinux context)
+    before it is renamed over path, so a failure at any step leaves path untouched.
+
+    Every OS error is raised as ConfigFileError naming path and the cause; the temporary file is
+    removed on every way out, including a failure inside `prepare`.
+    """
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    tmp = None
+    step = "create a temporary file in " + directory
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        with os.fdopen(fd, "wb") as handle:
+            step = "write"
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            if uid != -1 or gid != -1:
+                step = "set owner/group"
+                os.fchown(handle.fileno(), uid, gid)
+            step = "set mode"
+            # After chown, which clears set-id bits.
+            os.fchmod(handle.fileno(), mode)
+        if prepare is not None:
+            step = "set attributes"
+            prepare(tmp)
+        step = "replace"
+        os.rename(tmp, path)
+        tmp = None
+        step = "sync directory"
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        hint = ""
+        if step == "replace" and exc.errno == errno.EPERM:
+            hint = " (is the file or its directory immutable? see lsattr)"
+        raise ConfigFileError(f"{path}: cannot write ({step} failed): {exc.strerror or exc}{hint}; the file was left as it was") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def write_atomic(module, path: str, text: str, backup: bool, existed: bool) -> str | None:
+    """Write text to path through replace_file, with the module's owner, group, mode and SELinux
+    context applied before the rename.
+
+    Returns the backup file name when one was made. Keeps the owner and mode of an existing file;
     a new file gets 0644 (Nix configuration is world-readable) unless the module sets one.
     """
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(directory):
-        module.fail_json(msg=f"{path}: directory {directory} does not exist")
+        raise ConfigFileError(f"{path}: directory {directory} does not exist")
+    params = module.params
+    current = os.stat(path) if existed else None
+    uid = _resolve_id(path, "owner", params.get("owner"), lambda name: pwd.getpwnam(name).pw_uid)
+    gid = _resolve_id(path, "group", params.get("group"), lambda name: grp.getgrnam(name).gr_gid)
+    if current is not None:
+        uid = current.st_uid if uid == -1 else uid
+        gid = current.st_gid if gid == -1 else gid
+    mode = _resolve_mode(path, params.get("mode"), stat.S_IMODE(current.st_mode) if current else 0o644)
     backup_file = None
     if backup and existed:
         try:
             backup_file = module.backup_local(path)
         except Exception as exc:  # backup_local raises a bare Exception; pylint: disable=broad-exception-caught
             cause = getattr(exc.__cause__ or exc.__context__, "strerror", None)
-            module.fail_json(msg=f"{path}: cannot back up before writing: {exc}" + (f" ({cause})" if cause else ""))
-    tmp = None
+            raise ConfigFileError(f"{path}: cannot back up before writing: {exc}" + (f" ({cause})" if cause else "")) from None
+
+    def prepare(tmp: str) -> None:
+        if not module.selinux_enabled():
+            return
+        context = module.selinux_context(path) if existed else module.selinux_default_context(path)
+        wanted = [want if want is not None else have for want, have in zip(_secontext(module), context)]
+        module.set_context_if_different(tmp, wanted, False)
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, os.stat(path).st_mode & 0o7777 if existed else 0o644)
-        module.atomic_move(tmp, os.path.abspath(path), unsafe_writes=module.params.get("unsafe_writes", False))
-    except OSError as exc:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        module.fail_json(msg=f"{path}: cannot write: {exc.strerror}")
+        replace_file(path, text.encode("utf-8"), mode, uid, gid, prepare)
+    except ConfigFileError:
+        if backup_file:
+            with contextlib.suppress(OSError):
+                os.unlink(backup_file)
+        raise
     return backup_file
+
+
+def _secontext(module) -> list:
+    """The SELinux context fields the task asks for (None where it asks for none)."""
+    params = module.params
+    return [params.get("seuser"), params.get("serole"), params.get("setype"), params.get("selevel")]
 
 
 # One lock per host for every edit this collection makes: two plays editing the same host at
@@ -115,7 +276,10 @@ def host_lock(timeout: float | None = None, path: str | None = None):
     """Hold the host-wide edit lock; raises ConfigFileError after `timeout` seconds of waiting."""
     path = path or HOST_LOCK_PATH
     timeout = HOST_LOCK_TIMEOUT if timeout is None else timeout
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot take this host's edit lock: {exc.strerror}; run as root (become: true)") from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -170,9 +334,13 @@ def run_locked(module, edit) -> dict:
     keep = module.params.get("keep_backups")
     if keep is not None and keep < 1:
         module.fail_json(msg=f"keep_backups: {keep} would remove the backup just made; use 1 or more")
-    if module.check_mode:
-        return edit(module)
     try:
+        # Before the lock: a FIFO or a device must not keep the lock while it is refused.
+        for key in ("path", "nix_conf_path", "configuration"):
+            if module.params.get(key):
+                check_regular(module.params[key])
+        if module.check_mode:
+            return edit(module)
         with host_lock():
             return edit(module)
     except ConfigFileError as exc:

@@ -149,13 +149,13 @@ ready_attempts:
 """
 
 import os
-import shutil
-import tempfile
+import stat
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nix_remote.builders.plugins.module_utils import nix_detect
+from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit import ConfigFileError, check_regular, replace_file
 
 # The file system root inspected for detection; unit tests point it at a fake tree.
 ROOT = "/"
@@ -294,16 +294,28 @@ class DaemonControl:
 
 
 def restore(item: dict) -> None:
-    """Put a backup back over path atomically, or remove a file that did not exist before."""
+    """Put a backup back over path atomically, or remove a file that did not exist before.
+
+    The backup's owner and mode go onto the temporary copy before the rename (replace_file),
+    so a failure leaves path as it was; errors are ConfigFileError naming the file.
+    """
     path, backup = item["path"], item.get("backup")
     if not backup:
-        if os.path.lexists(path):
-            os.unlink(path)
+        try:
+            if os.path.lexists(path):
+                os.unlink(path)
+        except OSError as exc:
+            raise ConfigFileError(f"{path}: cannot remove: {exc.strerror}") from None
         return
-    fd, tmp = tempfile.mkstemp(prefix=".rollback-", dir=os.path.dirname(path))
-    os.close(fd)
-    shutil.copy2(backup, tmp)
-    os.replace(tmp, path)
+    check_regular(backup)
+    check_regular(path)
+    try:
+        with open(backup, "rb") as handle:
+            data = handle.read()
+        meta = os.stat(backup)
+    except OSError as exc:
+        raise ConfigFileError(f"{backup}: cannot read the backup of {path}: {exc.strerror}") from None
+    replace_file(path, data, stat.S_IMODE(meta.st_mode), meta.st_uid, meta.st_gid)
 
 
 def roll_back(module: AnsibleModule, control: DaemonControl, manager: str, label: str | None, nix_store: str) -> tuple[list[str], str]:
@@ -312,7 +324,7 @@ def roll_back(module: AnsibleModule, control: DaemonControl, manager: str, label
     for item in module.params["rollback"]:
         try:
             restore(item)
-        except OSError as exc:
+        except ConfigFileError as exc:
             return restored, f"could not restore {item['path']}: {exc}"
         restored.append(item["path"])
     if manager == "systemd":
