@@ -171,6 +171,43 @@ def load(module: AnsibleModule, path: str) -> tuple[str, bool, NixConf]:
         module.fail_json(msg=str(exc))
 
 
+# nix.conf settings whose value is a credential (Nix's settings, checked against libstore and
+# libfetchers): access-tokens holds "host=token" pairs. netrc-file, secret-key-files and the SSH
+# keys in builders are paths to secrets, not secrets, and are shown as they are.
+SECRET_SETTINGS = ("access-tokens",)
+
+
+def secret_values(texts, settings: dict) -> set:
+    """Every credential string in the given nix.conf texts and the task's settings: whole values,
+    each item and each token after '=', so Ansible masks them wherever they appear."""
+    values = set()
+
+    def add(value: str) -> None:
+        for item in value.split():
+            values.add(item)
+            token = item.partition("=")[2]
+            if token:
+                values.add(token)
+        if value.strip():
+            values.add(value.strip())
+
+    secret_keys = {name for base in SECRET_SETTINGS for name in (base, "extra-" + base)}
+    for text in texts:
+        for line in text.split("\n"):
+            tokens = line.split("#", 1)[0].split()
+            if len(tokens) >= 2 and tokens[0] in secret_keys and tokens[1] == "=":
+                add(" ".join(tokens[2:]))
+    for key, value in settings.items():
+        if key in secret_keys and value is not None:
+            add(" ".join(str(item) for item in value) if isinstance(value, (list, tuple)) else str(value))
+    return values
+
+
+def mask_secrets(module: AnsibleModule, *texts: str) -> None:
+    """Register the credentials for Ansible's no_log masking (result, invocation and diff)."""
+    module.no_log_values.update(secret_values(texts, module.params["settings"]))
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -195,7 +232,9 @@ def edit(module: AnsibleModule) -> dict:
         path = check_symlink(module.params["path"], module.params["follow"])
     except ConfigFileError as exc:
         module.fail_json(msg=str(exc))
+    mask_secrets(module)
     before, existed, conf = load(module, path)
+    mask_secrets(module, before)
 
     if module.params["follow_custom_conf"]:
         custom = custom_conf_path(path, conf.includes())
@@ -205,9 +244,11 @@ def edit(module: AnsibleModule) -> dict:
             except ConfigFileError as exc:
                 module.fail_json(msg=str(exc))
             before, existed, conf = load(module, path)
+            mask_secrets(module, before)
 
     apply_changes(module, conf, path)
     after = conf.render()
+    mask_secrets(module, after)
     changed = after != before
 
     # Our own output must read back as what we meant; never install what fails that.
