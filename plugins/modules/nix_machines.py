@@ -295,6 +295,8 @@ def main() -> None:
             keep_backups=dict(type="int"),
         ),
         add_file_common_args=True,
+        # The builders setting and a machines file are two places; an edit goes to one of them.
+        mutually_exclusive=[("path", "nix_conf_path")],
         supports_check_mode=True,
     )
     module.exit_json(**run_locked(module, edit_file))

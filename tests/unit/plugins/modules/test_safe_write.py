@@ -232,3 +232,11 @@ def test_daemon_restore_keeps_backup_mode_and_refuses_a_fifo(tmp_path):
     os.mkfifo(path)
     with pytest.raises(file_edit.ConfigFileError, match="is a FIFO"):
         nix_daemon.restore({"path": str(path), "backup": str(backup)})
+
+
+def test_machines_path_and_nix_conf_path_exclude_each_other(run_module, tmp_path):
+    (tmp_path / "nix.conf").write_text(ORIGINAL)
+    result = run_module(nix_machines.main, {"path": str(tmp_path / "machines"), "nix_conf_path": str(tmp_path / "nix.conf"),
+                                            "builders": [{"uri": "ssh-ng://b1"}]})
+    assert result["failed"] and "mutually exclusive: path|nix_conf_path" in result["msg"]
+    assert (tmp_path / "nix.conf").read_text() == ORIGINAL and not (tmp_path / "machines").exists()
