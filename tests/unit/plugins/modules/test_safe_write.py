@@ -156,7 +156,7 @@ def test_immutable_directory_is_a_clear_failure(run_module, tmp_path):
 
 
 @pytest.mark.parametrize("make_lock, cause", [
-    (lambda p: os.mkdir(p), "Is a directory"),
+    (os.mkdir, "Is a directory"),
     (lambda p: os.symlink("/nonexistent", p), "Too many levels of symbolic links"),
 ])
 def test_unusable_host_lock_is_a_clear_failure(run_module, tmp_path, monkeypatch, make_lock, cause):
