@@ -215,7 +215,7 @@ def replace_file(path: str, data: bytes, mode: int, uid: int = -1, gid: int = -1
                 os.unlink(tmp)
 
 
-def write_atomic(module, path: str, text: str, backup: bool, existed: bool) -> str | None:
+def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task_file_args: bool = True) -> str | None:
     """Write text to path through replace_file, with the module's owner, group, mode and SELinux
     context applied before the rename.
 
@@ -225,7 +225,9 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool) -> s
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(directory):
         raise ConfigFileError(f"{path}: directory {directory} does not exist")
-    params = module.params
+    # task_file_args=False: a second file the task edits (configuration.nix) keeps its own
+    # owner and mode; the task's owner/group/mode/SELinux fields are about its main file.
+    params = module.params if task_file_args else {}
     current = os.stat(path) if existed else None
     uid = _resolve_id(path, "owner", params.get("owner"), lambda name: pwd.getpwnam(name).pw_uid)
     gid = _resolve_id(path, "group", params.get("group"), lambda name: grp.getgrnam(name).gr_gid)
@@ -245,7 +247,8 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool) -> s
         if not module.selinux_enabled():
             return
         context = module.selinux_context(path) if existed else module.selinux_default_context(path)
-        wanted = [want if want is not None else have for want, have in zip(_secontext(module), context)]
+        asked = _secontext(module) if task_file_args else [None] * 4
+        wanted = [want if want is not None else have for want, have in zip(asked, context)]
         module.set_context_if_different(tmp, wanted, False)
 
     try:

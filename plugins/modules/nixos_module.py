@@ -277,7 +277,7 @@ def edit(module: AnsibleModule) -> dict:
     # The module file first: an import of a file that does not exist yet would break the rebuild.
     install(module, path, after, existed, result)
     if conf_changed and not module.check_mode:
-        conf_backup = write_atomic(module, edit_conf[0], edit_conf[2], params["backup"], edit_conf[3])
+        conf_backup = write_atomic(module, edit_conf[0], edit_conf[2], params["backup"], edit_conf[3], task_file_args=False)
         if conf_backup:
             result["configuration_backup_file"] = conf_backup
     result["changed"] = result["changed"] or conf_changed

@@ -240,3 +240,14 @@ def test_machines_path_and_nix_conf_path_exclude_each_other(run_module, tmp_path
                                             "builders": [{"uri": "ssh-ng://b1"}]})
     assert result["failed"] and "mutually exclusive: path|nix_conf_path" in result["msg"]
     assert (tmp_path / "nix.conf").read_text() == ORIGINAL and not (tmp_path / "machines").exists()
+
+
+def test_nixos_module_task_mode_is_not_applied_to_configuration_nix(run_module, tmp_path):
+    configuration = tmp_path / "configuration.nix"
+    configuration.write_text("{ ... }:\n{\n  imports = [ ];\n}\n")
+    os.chmod(configuration, 0o644)
+    result = run_module(nixos_module.main, {"path": str(tmp_path / "remote-builder.nix"), "content": {"nix.distributedBuilds": True},
+                                            "configuration": str(configuration), "mode": "0600"})
+    assert result["changed"] and result["import_added"], result
+    assert stat.S_IMODE(os.stat(tmp_path / "remote-builder.nix").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(configuration).st_mode) == 0o644
