@@ -13,17 +13,13 @@ tests/unit/plugins/modules/test_nix_daemon.py checks with run_command mocked.
 from __future__ import annotations
 
 import base64
-import json
 import os
-import subprocess
 import sys
 
 import pytest
-import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-BIN = os.path.dirname(sys.executable)
+from plan_run import failures, ran, run_plan, task
+
 PROFILE_BIN = "/nix/var/nix/profiles/default/bin"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPIQCZc54poJ8vqawd8TraNryQeJnvH1eLpIDgbiqymM"
 KEY = "/var/root/.ssh/nix_remote_builders_ed25519"
@@ -64,42 +60,12 @@ def plan(tmp_path_factory) -> dict:
         "children": {"nix_builders": {"hosts": {"mac-builder": {"ansible_host": "192.0.2.10"},
                                                 "mac-withdrawn": {"nix_remote_state": "absent"}}},
                      "nix_clients": {"hosts": {"mac-client": {}}}}}}
-    (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    (work / "ansible.cfg").write_text("[defaults]\n")
-    environ = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(work / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_LOCAL_TEMP=str(work / "local-tmp"),
-        ANSIBLE_REMOTE_TMP=str(work / "remote-tmp"),
-    )
-    run = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "-i", "inventory.yml", "--check",
-         os.path.join(REPO, "playbooks", "site.yml")],
-        cwd=work, env=environ, capture_output=True, text=True, timeout=300, check=False,
-    )
-    report = json.loads(run.stdout)
-    results: dict = {}
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for host, result in task["hosts"].items():
-                results.setdefault(host, []).append((task["task"]["name"], result))
+    results, run = run_plan(work, inventory)
     # Nothing but the launchd restart may fail (it cannot find a plist on Linux).
-    failed = [(h, n, r.get("msg")) for h, rs in results.items() for n, r in rs if r.get("failed")]
+    failed = failures(results)
     assert all("Restart nix-daemon" in n for _h, n, _m in failed), (failed, run.stderr[-2000:])
     assert not os.path.exists(conf_dir), "check mode created the nix.conf directory"
     return results
-
-
-def task(results: list, suffix: str) -> dict:
-    found = [r for n, r in results if n.endswith(" : " + suffix) or n == suffix]
-    assert found, f"no task {suffix!r} in {[n for n, _result in results]}"
-    return found[0]
-
-
-def ran(result: dict) -> bool:
-    return not result.get("skipped")
 
 
 def test_client_key_lives_under_var_root(plan):

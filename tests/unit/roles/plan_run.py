@@ -1,0 +1,61 @@
+"""Plan a site.yml run with --check on this machine, for platforms described by nix_info results.
+
+The roles' documented test hook (<role>_nix_info_override) replaces nix_info's result, so a
+run on local inventory hosts shows, through the JSON callback, what the roles would do on
+that platform.  Shared by the plan tests of tests/unit/roles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+BIN = os.path.dirname(sys.executable)
+
+
+def run_plan(work, inventory: dict, extra_args: tuple = ("--check",)) -> tuple[dict, subprocess.CompletedProcess]:
+    """Run site.yml in WORK on INVENTORY; return host -> [(task name, result)] in run order, and the process."""
+    (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (work / "ansible.cfg").write_text("[defaults]\n")
+    environ = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(work / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_LOCAL_TEMP=str(work / "local-tmp"),
+        ANSIBLE_REMOTE_TMP=str(work / "remote-tmp"),
+    )
+    run = subprocess.run(
+        [os.path.join(BIN, "ansible-playbook"), "-i", "inventory.yml", *extra_args,
+         os.path.join(REPO, "playbooks", "site.yml")],
+        cwd=work, env=environ, capture_output=True, text=True, timeout=300, check=False,
+    )
+    report = json.loads(run.stdout)
+    results: dict = {}
+    for play in report["plays"]:
+        for task_ in play["tasks"]:
+            for host, result in task_["hosts"].items():
+                results.setdefault(host, []).append((task_["task"]["name"], result))
+    return results, run
+
+
+def failures(results: dict) -> list:
+    """(host, task, message) of every failed task."""
+    return [(h, n, r.get("msg")) for h, rs in results.items() for n, r in rs if r.get("failed")]
+
+
+def task(results: list, suffix: str) -> dict:
+    """The first result of the task named SUFFIX (with or without its role prefix)."""
+    found = [r for n, r in results if n.endswith(" : " + suffix) or n == suffix]
+    assert found, f"no task {suffix!r} in {[n for n, _result in results]}"
+    return found[0]
+
+
+def ran(result: dict) -> bool:
+    return not result.get("skipped")
