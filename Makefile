@@ -41,7 +41,7 @@ test: units private-checkout lint sanity build bench-smoke testbed-selftest mole
 	@echo "make test: all checks passed"
 
 units: venv collections
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit tests/roles
 
 # A root user's clone sits in a 0700 directory (/root): nothing may assume others can read it.
 private-checkout: venv
