@@ -61,7 +61,6 @@ os.environ["PATH"] = PYTHONS_DIR + os.pathsep + os.environ["PATH"]
 nox.options.envdir = os.path.join(REPO, ".build", "nox")
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = []  # nothing by default: `make matrix` names what it runs
 
 
 def _install_core(session: nox.Session, core: str) -> None:
