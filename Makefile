@@ -14,12 +14,12 @@ export ANSIBLE_HOME := $(CURDIR)/.build/ansible-home
 
 SCENARIOS ?= testbed default trixie sid nixos-sim signing faults
 
-.PHONY: help deps venv collections test check matrix units private-checkout lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
+.PHONY: help deps venv collections test check matrix packaging units private-checkout lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
 
 help:
 	@echo "make demo        - real offloaded build on local test hosts (builder + client)"
 	@echo "make test        - every test: the fast tier, testbed, molecule scenarios (CI)"
-	@echo "make check       - fast tier without root or test hosts: units, lint, sanity, build"
+	@echo "make check       - fast tier without root or test hosts: units, lint, sanity, build, packaging"
 	@echo "make matrix      - ansible-test sanity and units for ansible-core 2.16-2.21 x Pythons (slow)"
 	@echo "make units | lint | sanity | build | bench-smoke"
 
@@ -40,7 +40,7 @@ collections:
 	@test -L $(COLLECTION_LINK) || ln -s ../../../.. $(COLLECTION_LINK)
 
 # Fast tier: no root, no test hosts.  Every tier prints its stage times at the end.
-FAST_STAGES := units lint sanity build
+FAST_STAGES := units lint sanity build packaging
 check: venv collections
 	hacking/stages.sh $(FAST_STAGES)
 
@@ -73,6 +73,10 @@ sanity: venv
 build: venv
 	@mkdir -p .build/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+# The tarball's content, meta/execution-environment.yml and an ansible-builder build context.
+packaging: venv collections
+	$(BIN)/pytest -p no:cacheprovider tests/packaging
 
 # Real hosts: systemd-nspawn containers booting systemd, sshd and nix-daemon (needs root).
 testbed-selftest: venv collections
