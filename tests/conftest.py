@@ -48,6 +48,17 @@ import json  # noqa: E402
 import pytest  # noqa: E402
 
 
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # only the property tests need it
+    pass
+else:
+    # The machines these run on are shared and loaded (the support matrix runs several Pythons at
+    # once): time-based checks fail there without any fault in the code, so only the properties count.
+    settings.register_profile("shared-machine", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+    settings.load_profile("shared-machine")
+
+
 def pytest_configure(config):
     # Registered here rather than in pytest.ini: `ansible-test units` runs pytest with its own ini.
     config.addinivalue_line("markers", "nix: needs a real nix-instantiate (Debian: apt-get install nix-bin); evaluates generated NixOS modules")
