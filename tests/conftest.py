@@ -26,20 +26,62 @@ def _collection_root() -> str:
     return base
 
 
-_ROOT = _collection_root()
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-# ansible_collections is a namespace package that the PyPI `ansible` bundle also provides;
-# drop any copy imported before our path was added so both portions are seen.
-for _name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.nix_remote")]:
-    del sys.modules[_name]
+# Under `ansible-test units` the checkout already lies at ansible_collections/nix_remote/builders
+# and ansible-test's collection loader serves it (this conftest is imported through it);
+# only a plain `pytest` run needs the symlinked tree.
+_IN_COLLECTION_TREE = REPO.split(os.sep)[-3:] == ["ansible_collections", "nix_remote", "builders"]
+if not _IN_COLLECTION_TREE:
+    _ROOT = _collection_root()
+    if _ROOT not in sys.path:
+        sys.path.insert(0, _ROOT)
+    # ansible_collections is a namespace package that the PyPI `ansible` bundle also provides;
+    # drop any copy imported before our path was added so both portions are seen.
+    for _name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.nix_remote")]:
+        del sys.modules[_name]
 
 
 # --- running a module's main() in-process ---------------------------------------------------
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 
 import pytest  # noqa: E402
+
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # only the property tests need it
+    pass
+else:
+    # The machines these run on are shared and loaded (the support matrix runs several Pythons at
+    # once): time-based checks fail there without any fault in the code, so only the properties count.
+    settings.register_profile("shared-machine", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+    settings.load_profile("shared-machine")
+
+
+def pytest_configure(config):
+    # Registered here rather than in pytest.ini: `ansible-test units` runs pytest with its own ini.
+    config.addinivalue_line("markers", "nix: needs a real nix-instantiate (Debian: apt-get install nix-bin); evaluates generated NixOS modules")
+
+
+@contextlib.contextmanager
+def _module_args(args: dict):
+    """Feed args to AnsibleModule: ansible-core's helper (2.19+), or the module's stdin buffer before it."""
+    try:
+        from ansible.module_utils.testing import patch_module_args
+    except ImportError:  # ansible-core < 2.19
+        from ansible.module_utils import basic
+        from ansible.module_utils.common.text.converters import to_bytes
+
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
+    else:
+        with patch_module_args(args):
+            yield
 
 
 class ModuleExit(Exception):
@@ -55,7 +97,6 @@ class ModuleExit(Exception):
 def run_module(monkeypatch, tmp_path):
     """Run a module's main() with the given args; returns the result dict (result['failed'] on failure)."""
     from ansible.module_utils import basic
-    from ansible.module_utils.testing import patch_module_args
 
     def exit_json(self, **kwargs):
         from ansible.module_utils.common.warnings import get_warning_messages
@@ -77,7 +118,7 @@ def run_module(monkeypatch, tmp_path):
     def run(main, args: dict, check_mode: bool = False, diff: bool = False) -> dict:
         full = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff, _ansible_tmpdir=str(tmp_path / ".ansible-tmp"))
         (tmp_path / ".ansible-tmp").mkdir(exist_ok=True)
-        with patch_module_args(full):
+        with _module_args(full):
             try:
                 main()
             except ModuleExit as exc:

@@ -16,8 +16,9 @@ from ansible_collections.nix_remote.builders.plugins.module_utils import file_ed
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf
 from ansible_collections.nix_remote.builders.plugins.modules import nix_conf
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-COLLECTIONS = os.path.join(REPO, ".build", "collections")
+# The directory holding ansible_collections/ that this test imported the collection from
+# (.build/collections under plain pytest, ansible-test's own tree under `ansible-test units`).
+COLLECTIONS = os.path.abspath(file_edit.__file__).rsplit(os.sep + "ansible_collections" + os.sep, 1)[0]
 
 # Runs the module as Ansible runs it on a host: a separate Python process reading its
 # arguments from a file, with the host lock pointed at the test's own path.

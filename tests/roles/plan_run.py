@@ -2,7 +2,7 @@
 
 The roles' documented test hook (<role>_nix_info_override) replaces nix_info's result, so a
 run on local inventory hosts shows, through the JSON callback, what the roles would do on
-that platform.  Shared by the plan tests of tests/unit/roles.
+that platform.  Shared by the plan tests of tests/roles.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
 
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
 FIRST_TASK = "Check nix_remote_state"  # the first task of both roles; nix_remote_state is not in their argument specs
 
