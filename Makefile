@@ -14,12 +14,12 @@ export ANSIBLE_HOME := $(CURDIR)/.build/ansible-home
 
 SCENARIOS ?= testbed default trixie sid nixos-sim signing faults
 
-.PHONY: help deps venv collections test units private-checkout lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
+.PHONY: help deps venv collections test units private-checkout lint sanity build bench-smoke testbed-selftest differential-smoke molecule demo demo-clean clean
 
 help:
 	@echo "make demo        - real offloaded build on local test hosts (builder + client)"
 	@echo "make test        - every test: units, lint, sanity, build, testbed, molecule scenarios"
-	@echo "make units | lint | sanity | build | bench-smoke"
+	@echo "make units | lint | sanity | build | bench-smoke | differential-smoke"
 
 # Debian packages (nspawn, mmdebstrap, nix-bin, ...).
 deps:
@@ -37,7 +37,7 @@ collections:
 	@mkdir -p $(dir $(COLLECTION_LINK))
 	@test -L $(COLLECTION_LINK) || ln -s ../../../.. $(COLLECTION_LINK)
 
-test: units private-checkout lint sanity build bench-smoke testbed-selftest molecule
+test: units private-checkout lint sanity build bench-smoke testbed-selftest differential-smoke molecule
 	@echo "make test: all checks passed"
 
 units: venv collections
@@ -61,6 +61,12 @@ build: venv
 # Real hosts: systemd-nspawn containers booting systemd, sshd and nix-daemon (needs root).
 testbed-selftest: venv collections
 	$(BIN)/pytest tests/testbed
+
+# The parsers against the real Nix of every release (host 2.8, the testbed images' 2.26 and
+# 2.34, which testbed-selftest has built): 200 generated cases of each kind per release.
+# The long run: .venv/bin/python bench/differential.py (10,000 cases per release).
+differential-smoke: venv collections
+	$(BIN)/pytest -p no:cacheprovider -m differential tests/differential
 
 # Every scenario runs even when one fails; the target fails at the end, naming the failures.
 # Molecule's state goes under .build: its default (~/.cache/molecule, keyed by the checkout's

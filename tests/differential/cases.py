@@ -163,8 +163,14 @@ _WORDS = ["root", "@wheel", "nix", "bob", "https://cache.example.org", "cache:AA
           "/var/keys/k", "ünï", "a\\", "*"]
 
 
+_STORE_WORDS = ["https://cache.example.org", "https://c2.example.org/x?priority=10", "file:///tmp/cache", "daemon"]
+_STORE_SETTINGS = ("substituters", "trusted-substituters", "binary-caches", "trusted-binary-caches")
+
+
 def _value_for(key):
     base = key[len("extra-"):] if key.startswith("extra-") and key[len("extra-"):] in LIST_SETTINGS else key
+    if base in _STORE_SETTINGS:
+        return st.lists(st.sampled_from(_STORE_WORDS), max_size=3).map(" ".join)
     if base in INT_SETTINGS:
         return st.sampled_from(["0", "1", "4", "16", "007", "3600"])
     if base in BOOL_SETTINGS:
@@ -189,8 +195,8 @@ def conf_assignment(draw):
         line = line.rstrip(" \t")
     if draw(st.integers(0, 4)) == 0:
         line += draw(st.sampled_from([" # comment", "# glued", "#x = y", " # ünï ; x"]))
-    if draw(st.integers(0, 29)) == 0:
-        line += " " + "w" * 3000  # very long value
+    if draw(st.integers(0, 29)) == 0 and (key in OTHER_KEYS or key in ("builders", "trusted-users", "allowed-users")):
+        line += " " + "w" * 3000  # very long value (where any word is a valid value)
     return line
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from . import cases, realnix, verdict
 
-VERDICTS = ("agree", "legacy", "version", "stricter", "disagree")
+VERDICTS = ("agree", "legacy", "version", "stricter", "value", "disagree")
 
 
 class Tally:

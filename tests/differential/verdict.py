@@ -11,6 +11,8 @@ Every case gets one verdict per release:
   before 2.20 the speed factor is an unsigned integer (``render_machine`` refuses to write a
   non-integer one for those versions); before 2.26 the store URI is a plain string, not parsed
   (the collection refuses what 2.26 and later cannot parse);
+* ``value`` (nix.conf): Nix refuses a value for its setting's type, which the parser leaves to
+  nix_validate (the installed Nix reads every candidate before it is written);
 * ``stricter``: the collection refuses what Nix takes, on purpose: an ``inf``/``nan`` speed factor;
 * ``disagree``: anything else — a bug in the collection, or a Nix oddity to record.
 
@@ -204,11 +206,18 @@ def _keys(conf):
             yield conf_module._split_key(line.key)[0]  # noqa: SLF001
 
 
+# Nix checks each value against its setting's type; the collection's parser does not (it keeps
+# the text; nix_validate has the installed Nix read a candidate before it is written).
+_VALUE_ERRORS = re.compile(r"has invalid value|Cannot parse Nix store|is not a|invalid (?:integer|Boolean)")
+
+
 def conf_verdict(release, files, prediction, result):
     kind, conf = prediction
     if kind == "error" or result.error is not None:
         if kind == "error" and result.error is not None:
             return "agree", ""
+        if kind != "error" and _VALUE_ERRORS.search(result.error.splitlines()[0]):
+            return "value", "nix %s: %s" % (release.version_text, result.error.splitlines()[0][:300])
         return "disagree", "collection: %s\nnix %s: %s" % (conf if kind == "error" else "accepted",
                                                            release.version_text, result.error or "accepted")
     differences = []
@@ -219,8 +228,8 @@ def conf_verdict(release, files, prediction, result):
         expected = _expected_value(conf, name, setting.get("defaultValue"))
         actual = setting["value"]
         if isinstance(actual, list) and isinstance(expected, list) and actual != expected:
-            if actual == sorted(set(actual)) and actual == sorted(set(expected)):
-                continue  # a set-typed setting: Nix sorts and de-duplicates
+            if len(actual) == len(set(actual)) and set(actual) == set(expected):
+                continue  # a set-typed setting: Nix orders (2.34: store references by their parts) and de-duplicates
         if actual != expected:
             differences.append("%s: collection %r, nix %s %r" % (name, expected, release.version_text, actual))
     if differences:
