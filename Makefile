@@ -14,14 +14,14 @@ export ANSIBLE_HOME := $(CURDIR)/.build/ansible-home
 
 SCENARIOS ?= testbed default trixie sid nixos-sim signing faults
 
-.PHONY: help deps venv collections test check matrix packaging units private-checkout lint sanity build bench-smoke testbed-selftest molecule demo demo-clean clean
+.PHONY: help deps venv collections test check matrix packaging units private-checkout lint sanity build bench-smoke testbed-selftest differential-smoke molecule demo demo-clean clean
 
 help:
 	@echo "make demo        - real offloaded build on local test hosts (builder + client)"
 	@echo "make test        - every test: the fast tier, testbed, molecule scenarios (CI)"
 	@echo "make check       - fast tier without root or test hosts: units, lint, sanity, build, packaging"
 	@echo "make matrix      - ansible-test sanity and units for ansible-core 2.16-2.21 x Pythons (slow)"
-	@echo "make units | lint | sanity | build | bench-smoke"
+	@echo "make units | lint | sanity | build | bench-smoke | differential-smoke"
 
 # Debian packages (nspawn, mmdebstrap, nix-bin, ...).
 deps:
@@ -46,7 +46,7 @@ check: venv collections
 
 # CI's entry: the fast tier, then the testbed and every scenario.
 test: venv collections
-	hacking/stages.sh $(FAST_STAGES) private-checkout bench-smoke testbed-selftest molecule
+	hacking/stages.sh $(FAST_STAGES) private-checkout bench-smoke testbed-selftest differential-smoke molecule
 	@echo "make test: all checks passed"
 
 # The ansible-core x Python support matrix (noxfile.py): about 50 cells of ansible-test sanity
@@ -81,6 +81,12 @@ packaging: venv collections
 # Real hosts: systemd-nspawn containers booting systemd, sshd and nix-daemon (needs root).
 testbed-selftest: venv collections
 	$(BIN)/pytest tests/testbed
+
+# The parsers against the real Nix of every release (host 2.8, the testbed images' 2.26 and
+# 2.34, which testbed-selftest has built): 200 generated cases of each kind per release.
+# The long run: .venv/bin/python bench/differential.py (10,000 cases per release).
+differential-smoke: venv collections
+	$(BIN)/pytest -p no:cacheprovider -m differential tests/differential
 
 # Every scenario runs even when one fails; the target fails at the end, naming the failures.
 # Molecule's state goes under .build: its default (~/.cache/molecule, keyed by the checkout's

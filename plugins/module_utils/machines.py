@@ -22,6 +22,7 @@ import errno
 import math
 import os
 import re
+import struct
 from dataclasses import dataclass
 
 __all__ = [
@@ -58,6 +59,10 @@ _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _BASE64_BAD_CHAR = re.compile(r"[^A-Za-z0-9+/\n]")
 _VERSION = re.compile(r"([0-9]+)\.([0-9]+)(?:\.([0-9]+))?")
 _UINT_MAX = 2 ** 32 - 1
+# Nix >= 2.26 parses the store URI (StoreReference::parse); a URL may hold only these characters,
+# anything else (non-ASCII, '\\', '^', ...) is "Cannot parse Nix store" and fails the whole list.
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_URL_BAD_CHAR = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%\[\]]")
 # A token we write must not be split or cut short when Nix reads it back.
 _UNSAFE_TOKEN_CHARS = re.compile(r"[\s#;]")
 
@@ -86,6 +91,30 @@ def _needs_ssh_prefix(uri):
     if uri in ("auto", "daemon", "local"):
         return False
     return not uri.startswith(("auto?", "daemon?", "local?", "?"))
+
+
+def _store_uri_error(uri):
+    """Why Nix >= 2.26 cannot parse ``uri`` (after the ``ssh://`` rule) as a store, or None.
+
+    A URL ("scheme:...") must be plain RFC 3986 characters; anything else must be ``auto``,
+    ``daemon``, ``local`` (with or without ``?params``) or a path (a ``/`` before any ``?``).
+    """
+    if _URL_SCHEME.match(uri):
+        bad = _URL_BAD_CHAR.search(uri)
+        return "character %r is not allowed in a store URL" % bad.group(0) if bad else None
+    base = uri.partition("?")[0]
+    if base in ("", "auto", "daemon", "local") or "/" in base:
+        return None
+    return "it is neither a URL, a path nor auto/daemon/local"
+
+
+def _speed_error(speed):
+    """Nix reads the speed factor as a C float: a value beyond its range is an error."""
+    try:
+        struct.pack("<f", speed)
+    except OverflowError:
+        return "is out of range for a float"
+    return None
 
 
 def _apply_ssh_rule(uri):
@@ -170,6 +199,8 @@ class Machine:
             raise ValueError("speed_factor: %r is not a finite number" % (speed,))
         if speed < 0:
             raise ValueError("speed_factor: %r is negative; it must be >= 0" % (speed,))
+        if _speed_error(speed):
+            raise ValueError("speed_factor: %r %s (Nix reads a 32-bit float)" % (speed, _speed_error(speed)))
         # Nix turns a speed factor of 0 into 1.0 (machines.cc), so 0 and 1 are the same machine.
         setattr_(self, "speed_factor", float(speed) if speed != 0 else 1.0)
         key = self.public_host_key
@@ -262,6 +293,8 @@ def _parse_entry(entry, default_systems, source, line):
         speed = float(speed)
         if speed < 0:
             raise _fail(source, line, tokens, 4, "is negative; the speed factor must be >= 0")
+        if _speed_error(speed):
+            raise _fail(source, line, tokens, 4, _speed_error(speed))
         if speed == 0:
             speed = 1.0  # Nix turns 0 into 1.0
 
@@ -274,7 +307,11 @@ def _parse_entry(entry, default_systems, source, line):
         reason = _base64_error(host_key)
         if reason:
             raise _fail(source, line, tokens, 7, "is not valid base64 (%s)" % reason)
-    return _new_machine(_apply_ssh_rule(store_uri), systems, ssh_key, max_jobs, speed, supported, mandatory, host_key)
+    store_uri = _apply_ssh_rule(store_uri)
+    reason = _store_uri_error(store_uri)
+    if reason:
+        raise _fail(source, line, tokens, 0, "is not a store Nix >= 2.26 can parse (%s)" % reason)
+    return _new_machine(store_uri, systems, ssh_key, max_jobs, speed, supported, mandatory, host_key)
 
 
 def _split_line(line):
@@ -407,6 +444,9 @@ def render_machine(machine, nix_version="2.4"):
     _check_token(machine.store_uri, "store_uri")
     if machine.store_uri.startswith("@"):
         raise ValueError("store_uri %r would be read as a file reference" % machine.store_uri)
+    if _store_uri_error(machine.store_uri):
+        raise ValueError("store_uri %r cannot be parsed by Nix >= 2.26: %s"
+                         % (machine.store_uri, _store_uri_error(machine.store_uri)))
     columns = [
         machine.store_uri,
         _render_list(machine.systems, "systems"),
