@@ -104,7 +104,7 @@ def machines_line(draw, references=()):
     if kind == 1:
         return draw(st.sampled_from([" ", "\t", "  \t", "\r", " ; ", ";;;", " ; ; "]))
     pieces = []
-    for _ in range(draw(st.integers(1, 3)) if kind != 2 else 60):
+    for _piece in range(draw(st.integers(1, 3)) if kind != 2 else 60):
         if references and draw(st.integers(0, 5)) == 0:
             pieces.append(draw(PAD) + draw(file_reference(references)) + draw(PAD))
         else:
