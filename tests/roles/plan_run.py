@@ -19,18 +19,24 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
 
 
-def run_plan(work, inventory: dict, extra_args: tuple = ("--check",)) -> tuple[dict, subprocess.CompletedProcess]:
-    """Run site.yml in WORK on INVENTORY; return host -> [(task name, result)] in run order, and the process."""
-    (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    (work / "ansible.cfg").write_text("[defaults]\n")
-    environ = dict(
+def playbook_env(work, **extra: str) -> dict:
+    """The environment for an ansible-playbook run in WORK: this checkout's collection, JSON output."""
+    return dict(
         os.environ,
         ANSIBLE_CONFIG=str(work / "ansible.cfg"),
         ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_LOCAL_TEMP=str(work / "local-tmp"),
         ANSIBLE_REMOTE_TMP=str(work / "remote-tmp"),
+        **extra,
     )
+
+
+def run_plan(work, inventory: dict, extra_args: tuple = ("--check",)) -> tuple[dict, subprocess.CompletedProcess]:
+    """Run site.yml in WORK on INVENTORY; return host -> [(task name, result)] in run order, and the process."""
+    (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (work / "ansible.cfg").write_text("[defaults]\n")
+    environ = playbook_env(work)
     run = subprocess.run(
         [os.path.join(BIN, "ansible-playbook"), "-i", "inventory.yml", *extra_args,
          os.path.join(REPO, "playbooks", "site.yml")],

@@ -18,8 +18,9 @@ import sys
 import pytest
 import yaml
 
+from plan_run import playbook_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
 FIRST_TASK = "Check nix_remote_state"  # the first task of both roles; nix_remote_state is not in their argument specs
 
@@ -65,15 +66,7 @@ def host_results(tmp_path_factory) -> dict:
     write_inventory(str(work / "inventory.yml"))
     write_playbook(str(work / "playbook.yml"))
     (work / "ansible.cfg").write_text("[defaults]\n")
-    environ = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(work / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_FORKS="20",
-        ANSIBLE_LOCAL_TEMP=str(work / "local-tmp"),
-        ANSIBLE_REMOTE_TMP=str(work / "remote-tmp"),
-    )
+    environ = playbook_env(work, ANSIBLE_FORKS="20")
     run = subprocess.run(
         [os.path.join(BIN, "ansible-playbook"), "-i", "inventory.yml", "--check", "playbook.yml"],
         cwd=work, env=environ, capture_output=True, text=True, timeout=300, check=False,
