@@ -73,6 +73,47 @@ implementation:
   returned: always
   type: str
   sample: nix
+capabilities:
+  description:
+    - What this Nix can do, from the collection's one table of Nix versions
+      (C(plugins/module_utils/nix_capabilities.py)); roles test these instead of comparing versions.
+  returned: always
+  type: dict
+  contains:
+    ssh_reuse:
+      description:
+        - Whether ssh connection reuse (ControlMaster) is safe for the daemon's connections to builders.
+        - False on Nix 2.15 and 2.16, which wait for a line a reused connection never prints (builds hang),
+          and when the version is unknown.
+      type: bool
+      returned: always
+    ssh_reuse_reason:
+      description: Why, in words for the user (shown by the verify playbook).
+      type: str
+      returned: always
+    host_key_column:
+      description: The machines file's column 8 (base64 host key) is read (Nix 2.4 and later).
+      type: bool
+      returned: always
+    port_in_uri:
+      description: A port in an ssh builder URI (C(user@host:port)) is understood (Nix 2.31 and later).
+      type: bool
+      returned: always
+    config_show:
+      description: C(nix config show) exists (Nix 2.20 and later), else C(nix show-config).
+      type: bool
+      returned: always
+    signing_remote_builds:
+      description: An untrusted build user can build with signed inputs over ssh-ng (Nix 2.16 and later).
+      type: bool
+      returned: always
+  sample:
+    ssh_reuse: true
+    ssh_reuse_reason: Nix 2.26.3 checks for a running master first (2.17 and later)
+    host_key_column: true
+    port_in_uri: false
+    config_show: true
+    signing_remote_builds: true
 multi_user:
   description: Whether a Nix daemon is installed (a service for it, NixOS, or the daemon socket directory).
   returned: always
@@ -252,7 +293,7 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nix_remote.builders.plugins.module_utils import nix_detect
+from ansible_collections.nix_remote.builders.plugins.module_utils import nix_capabilities, nix_detect
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf, NixConfError
 
 # The file system root the module inspects; unit tests point it at a fake tree.
@@ -470,6 +511,7 @@ class Gatherer:
             installed=installed,
             version=version,
             implementation=implementation,
+            capabilities=nix_capabilities.capabilities(version, implementation),
             multi_user=multi_user,
             paths=paths,
             system=system,

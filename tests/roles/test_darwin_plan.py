@@ -18,6 +18,7 @@ import sys
 
 import pytest
 
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import capabilities
 from plan_run import failures, ran, run_plan, task
 
 PROFILE_BIN = "/nix/var/nix/profiles/default/bin"
@@ -41,6 +42,7 @@ def darwin_nix(conf_dir: str) -> dict:
         "ssh_host_keys": [{"type": "ssh-ed25519", "path": "/etc/ssh/ssh_host_ed25519_key.pub", "public_key": HOST_KEY,
                            "base64": base64.b64encode(HOST_KEY.encode()).decode()}],
         "build_users_group": "nixbld", "build_users": 32,
+        "implementation": "nix", "capabilities": capabilities("2.24.10", "nix"),
     }
 
 
@@ -52,9 +54,7 @@ def plan(tmp_path_factory) -> dict:
     nix = darwin_nix(conf_dir)
     inventory = {"all": {
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
-                 "remote_builder_nix_info_override": nix, "local_client_nix_info_override": nix,
-                 # Off by default; on here so the plan shows where macOS keeps the sockets.
-                 "local_client_ssh_multiplexing": True},
+                 "remote_builder_nix_info_override": nix, "local_client_nix_info_override": nix},
         # mac-withdrawn plans the macOS withdrawal, and keeps the builder play going after
         # mac-builder's launchd restart fails here (a play whose hosts all failed ends the run).
         "children": {"nix_builders": {"hosts": {"mac-builder": {"ansible_host": "192.0.2.10"},

@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import capabilities
 from plan_run import failures, ran, run_plan, task
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPIQCZc54poJ8vqawd8TraNryQeJnvH1eLpIDgbiqymM"
@@ -44,6 +45,7 @@ def linux_nix(platform: str, conf_dir: str) -> dict:
         "ssh_host_keys": [{"type": "ssh-ed25519", "path": "/etc/ssh/ssh_host_ed25519_key.pub",
                            "public_key": HOST_KEY, "base64": HOST_KEY_B64}],
         "build_users_group": "nixbld", "build_users": 32,
+        "implementation": "nix", "capabilities": capabilities(version, "nix"),
     }
 
 
