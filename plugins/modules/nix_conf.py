@@ -128,7 +128,6 @@ backup_file:
   sample: /etc/nix/nix.conf.12345.2026-11-25@12:00:00~
 """
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -146,7 +145,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf impor
     to_nix_value,
 )
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_path
-from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import validate_candidate
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import check_candidate
 
 
 def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> None:
@@ -235,6 +234,7 @@ def edit(module: AnsibleModule) -> dict:
     mask_secrets(module)
     before, existed, conf = load(module, path)
     mask_secrets(module, before)
+    requested = path
 
     if module.params["follow_custom_conf"]:
         custom = custom_conf_path(path, conf.includes())
@@ -263,9 +263,10 @@ def edit(module: AnsibleModule) -> dict:
         result["diff"] = file_diff(path, before, after, existed)
 
     if changed and module.params["validate"]:
-        ok, message = validate_candidate(module, os.path.dirname(path), {os.path.basename(path): after})
+        # Checked where Nix reads it: as part of the nix.conf that includes it, with the rest of its tree.
+        ok, message = check_candidate(module, requested, path, after)
         if not ok:
-            module.fail_json(msg=f"{path}: Nix rejects the edited file, which was not installed: {message}", **result)
+            module.fail_json(msg=f"{path}: the edited file was not installed: {message}", **result)
 
     install(module, path, after, existed, result)
     return result
