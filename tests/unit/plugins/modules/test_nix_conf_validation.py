@@ -192,3 +192,14 @@ def test_validate_false_skips_the_tree(run_module, etc):
     (etc / "nix.conf").write_text("include gone.conf\n")
     result = run_module(nix_conf.main, {"path": str(etc / "nix.conf"), "settings": {"cores": 2}, "validate": False})
     assert not result["failed"] and result["changed"]
+
+
+def test_setting_overridden_after_the_custom_include_is_refused(run_module, etc):
+    (etc / "nix.conf").write_text("!include nix.custom.conf\nbuild-max-jobs = 2\n")
+    before = snapshot(etc)
+    result = run_module(nix_conf.main, {"path": str(etc / "nix.conf"), "settings": {"max-jobs": 4}})
+    assert result["failed"], result
+    assert f"{etc}/nix.conf, line 2: max-jobs is set after the include of {etc}/nix.custom.conf (line 1)" in result["msg"]
+    assert snapshot(etc) == before
+    result = run_module(nix_conf.main, {"path": str(etc / "nix.conf"), "settings": {"cores": 4}})
+    assert result["changed"] and (etc / "nix.custom.conf").read_text() == "cores = 4\n"
