@@ -318,6 +318,13 @@ class NixConf:
         return [(number, line.include[0], line.include[1])
                 for number, line in enumerate(self._lines, 1) if line.include is not None]
 
+    def overriding_lines(self, key):
+        """1-based numbers of the lines that set ``key`` outright (an alias included), discarding
+        any value before them: for ``extra-NAME`` those are the plain ``NAME`` lines too."""
+        base, _appends = _split_key(key)
+        return [number for number, line in enumerate(self._lines, 1)
+                if line.key is not None and _split_key(line.key) == (base, False)]
+
     def assignment_lines(self, key):
         """1-based numbers of the lines that assign ``key`` (an alias or its ``extra-`` form included)."""
         base, _appends = _split_key(key)

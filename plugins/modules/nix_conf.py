@@ -212,7 +212,7 @@ def refuse_overridden(module: AnsibleModule, main: NixConf, path: str, custom: s
     """A setting that path assigns after including custom would override what the task writes there."""
     for key in list(module.params["settings"]) + list(module.params["absent"]):
         try:
-            later = [number for number in main.assignment_lines(key) if number > include_line]
+            later = [number for number in main.overriding_lines(key) if number > include_line]
         except (ValueError, TypeError):
             continue  # a bad key is reported by apply_changes, naming it
         if later:

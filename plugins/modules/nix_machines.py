@@ -312,7 +312,7 @@ def follow_custom(module: AnsibleModule, main_path: str, main_conf: NixConf, val
     if custom is None:
         return None
     custom_path, include_line = custom
-    later = [number for number in main_conf.assignment_lines("builders") if number > include_line]
+    later = [number for number in main_conf.overriding_lines("builders") if number > include_line]
     if later:
         module.fail_json(msg=f"{main_path}, line {later[-1]}: builders is set after the include of {custom_path} "
                              f"(line {include_line}), so it overrides what this task would write there; move that line "

@@ -203,3 +203,9 @@ def test_setting_overridden_after_the_custom_include_is_refused(run_module, etc)
     assert snapshot(etc) == before
     result = run_module(nix_conf.main, {"path": str(etc / "nix.conf"), "settings": {"cores": 4}})
     assert result["changed"] and (etc / "nix.custom.conf").read_text() == "cores = 4\n"
+
+
+def test_extra_line_after_the_custom_include_appends_and_is_not_an_override(run_module, etc):
+    (etc / "nix.conf").write_text("!include nix.custom.conf\nextra-trusted-users = alice\n")
+    result = run_module(nix_conf.main, {"path": str(etc / "nix.conf"), "settings": {"trusted-users": ["root"]}, "validate": False})
+    assert not result["failed"] and (etc / "nix.custom.conf").read_text() == "trusted-users = root\n"
