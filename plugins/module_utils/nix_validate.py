@@ -110,7 +110,8 @@ def _load(tree: ConfTree, path: str, overrides: dict, chain: list, active: set) 
                                    "Nix would recurse until it crashes. Remove one of these include lines")
             if len(here) > MAX_INCLUDE_DEPTH:
                 raise IncludeError(f"includes nested more than {MAX_INCLUDE_DEPTH} deep: {_chain_text(here)}")
-            if target_real not in overrides and not os.path.lexists(target):
+            # A dangling symlink counts as missing (Nix would skip it without a word even for 'include').
+            if target_real not in overrides and not os.path.exists(target):
                 if optional:
                     includes.append((number, optional, target, None))
                     continue

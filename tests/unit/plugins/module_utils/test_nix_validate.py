@@ -79,3 +79,9 @@ def test_include_lines_and_assignment_lines():
 ])
 def test_same_value(key, first, second, same):
     assert same_value(key, first, second) is same
+
+
+def test_optional_include_of_a_dangling_symlink_is_skipped(tmp_path):
+    (tmp_path / "nix.conf").write_text("!include link.conf\n")
+    (tmp_path / "link.conf").symlink_to(tmp_path / "gone.conf")
+    assert len(load_tree(str(tmp_path / "nix.conf"), {}).files) == 1
