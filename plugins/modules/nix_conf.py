@@ -248,7 +248,9 @@ def edit(module: AnsibleModule) -> dict:
     mask_secrets(module)
     before, existed, conf = load(module, path)
     mask_secrets(module, before)
-    requested = path
+    # The path as the task names it: Nix reads NIX_CONF_DIR/nix.conf even when that is a symlink, and
+    # resolves relative includes from there.
+    requested = module.params["path"]
 
     if module.params["follow_custom_conf"]:
         custom = custom_conf_target(path, conf.include_lines())

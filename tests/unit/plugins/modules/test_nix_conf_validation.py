@@ -209,3 +209,15 @@ def test_extra_line_after_the_custom_include_appends_and_is_not_an_override(run_
     (etc / "nix.conf").write_text("!include nix.custom.conf\nextra-trusted-users = alice\n")
     result = run_module(nix_conf.main, {"path": str(etc / "nix.conf"), "settings": {"trusted-users": ["root"]}, "validate": False})
     assert not result["failed"] and (etc / "nix.custom.conf").read_text() == "trusted-users = root\n"
+
+
+def test_followed_symlink_is_checked_where_nix_reads_it(run_module, etc, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "abc-nix.conf").write_text("include extra.conf\n")
+    (etc / "extra.conf").write_text("cores = 1\n")
+    (etc / "nix.conf").symlink_to(store / "abc-nix.conf")
+    result = run_module(nix_conf.main, {"path": str(etc / "nix.conf"), "settings": {"max-jobs": 2}, "follow": True})
+    assert not result["failed"] and result["changed"], result
+    assert not any(w.startswith(str(store)) for w in result["warnings"])
+    assert (store / "abc-nix.conf").read_text() == "include extra.conf\nmax-jobs = 2\n"
