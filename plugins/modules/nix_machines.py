@@ -108,7 +108,7 @@ options:
   nix_version:
     description:
       - The Nix version of the client that reads the file, for portable rendering.
-      - Below 2.29, Nix (and Lix) split entries on C(;) before removing C(#) comments and do not trim them. Lines they
+      - Below 2.29, Nix (and Lix, versions 2.90 and later) split entries on C(;) before removing C(#) comments and do not trim them. Lines they
         read differently from newer Nix (a C(;) in a comment, blank entries, an indented C(@file)) are reported
         with a warning naming the file and line, and refused with O(exclusive=true), which could not remove them.
     type: str
@@ -326,7 +326,9 @@ def follow_custom(module: AnsibleModule, main_path: str, main_conf: NixConf, val
 
 def check_legacy(module: AnsibleModule, text: str, where: str, exclusive: bool, nix_version: str, inline: bool) -> None:
     """Report what a client Nix below 2.29 (or Lix) reads differently from the rule we parse by."""
-    if parse_nix_version(nix_version) >= (2, 29, 0):
+    version = parse_nix_version(nix_version)
+    # Lix numbers its releases 2.90 and up and still splits the old way; Nix itself is far below 2.90.
+    if (2, 29, 0) <= version < (2, 90, 0) or version >= (3, 0, 0):
         return
     marker = "\x00source\x00"
     found = legacy_parse_differences(text, source=marker)
@@ -338,7 +340,7 @@ def check_legacy(module: AnsibleModule, text: str, where: str, exclusive: bool, 
     if not found:
         return
     if exclusive:
-        module.fail_json(msg=f"exclusive=true, but the client's Nix {nix_version} (below 2.29) reads entries here that "
+        module.fail_json(msg=f"exclusive=true, but the client's Nix {nix_version} (below 2.29, or Lix) reads entries here that "
                              "this module cannot see as entries, so they would stay: " + "; ".join(found)
                              + ". Rewrite those lines (no ';' in comments, no blank or indented entries), "
                              "or set nix_version to the client's version if it is 2.29 or later")

@@ -193,7 +193,7 @@ def test_symlink_is_edited_when_follow_is_set(run_module, tmp_path, read_only):
 def test_table_is_well_formed():
     ids = [case["id"] for case in CASES]
     assert len(ids) == len(set(ids)), "duplicate ids"
-    assert len(CASES) >= 145
+    assert len(CASES) >= 151
     for case in CASES:
         assert case["module"] in MODULES and case["expect"], case["id"]
         if case["category"] in FILE_CATEGORIES:

@@ -178,3 +178,11 @@ def test_missing_referenced_file_is_skipped_as_nix_skips_it(run_module, etc):
     (etc / "machines").write_text(f"@{etc}/not-yet\n")
     result = run_module(nix_machines.main, {"path": str(etc / "machines"), "builders": [B1]})
     assert result["changed"]
+
+
+def test_lix_reads_the_old_way(run_module, etc):
+    (etc / "machines").write_text(LEGACY_FILE)
+    before = files_of(etc)
+    result = run_module(nix_machines.main, {"path": str(etc / "machines"), "builders": [B1], "exclusive": True, "nix_version": "2.91.1"})
+    assert result["failed"] and f"{etc}/machines: line 1: Nix < 2.29 and Lix read 'nix@old x86_64-linux'" in result["msg"], result
+    assert files_of(etc) == before
