@@ -318,8 +318,14 @@ def prune_backups(path: str, keep: int) -> list[str]:
 
 def install(module, path: str, after: str, existed: bool, result: dict) -> None:
     """Install an edited file unless in check mode: back up, write atomically, prune old backups,
-    then apply the common file arguments (owner, group, mode, ...). Updates result in place."""
+    then apply the common file arguments (owner, group, mode, ...). Updates result in place.
+
+    In check mode nothing is written, but an existing file whose owner, group or mode differ from
+    the task's is reported as changed, exactly as the real run would report it."""
     if module.check_mode:
+        if not result["changed"] and os.path.exists(path):
+            file_args = module.load_file_common_arguments(module.params, path=path)
+            result["changed"] = module.set_fs_attributes_if_different(file_args, False)
         return
     if result["changed"]:
         backup_file = write_atomic(module, path, after, module.params["backup"], existed)

@@ -22,6 +22,7 @@ import errno
 import math
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ __all__ = [
     "Machine",
     "MachinesDocument",
     "MachinesFormatError",
+    "check_file_references",
     "legacy_parse_differences",
     "normalize_store_uri",
     "parse_machines",
@@ -339,9 +341,24 @@ def _split_line(line):
 
 
 def _read_text(path):
-    """Read a machines file. Kept separate so tests can simulate EACCES when running as root."""
-    with open(path, "rb") as handle:
-        return handle.read().decode("utf-8", "surrogateescape")
+    """Read a machines file. Kept separate so tests can simulate EACCES when running as root.
+
+    Opened without blocking and checked to be a regular file first: a FIFO would block forever,
+    and a directory is an error to Nix too (OSError with EISDIR / EINVAL).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR) + " (a machines file must be a file)", path)
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "it is not a regular file (a FIFO, device or socket)", path)
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            return handle.read().decode("utf-8", "surrogateescape")
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _file_reference(entry):
@@ -368,12 +385,28 @@ def _expand(text, default_systems, source, result, active):
                     source, number, 1, "cannot read machines file %r: %s" % (path, exc.strerror or exc), entry)
             key = os.path.realpath(path)
             if key in active:
-                raise MachinesFormatError(source, number, 1, "machines file %r includes itself" % path, entry)
+                raise MachinesFormatError(source, number, 1, "machines file %r includes itself (directly or through "
+                                          "other @file references); Nix would recurse until it crashes" % path, entry)
             active.add(key)
             try:
                 _expand(content, default_systems, path, result, active)
             finally:
                 active.discard(key)
+
+
+def check_file_references(text, path=None, *, source="<builders>"):
+    """Expand the ``@file`` references of a machines text (or builders value) as Nix will.
+
+    ``path`` is the file the text is (or will be) written to: a reference that leads back to it
+    is a cycle even before it is written. Raises MachinesFormatError naming the file and line of
+    the reference (or of the entry inside a referenced file) that Nix cannot read: a cycle, a
+    directory or other non-regular file, an unreadable file, a malformed entry. Returns the
+    machines Nix would read through the references. A missing file is skipped, as Nix skips it.
+    """
+    active = {os.path.realpath(path)} if path else set()
+    result = []
+    _expand(text, (), source, result, active)
+    return result
 
 
 def parse_machines(text, default_systems=(), *, source="<builders>"):

@@ -81,6 +81,43 @@ LIST_SETTINGS = frozenset((
     "trusted-users",
 ))
 
+# Settings Nix reads as booleans (BaseSetting<bool>::parse): "true", "yes" and "1" are true,
+# "false", "no" and "0" false, case-sensitive. ``sandbox`` is not one (true/false/relaxed only).
+BOOL_SETTINGS = frozenset((
+    "accept-flake-config", "allow-dirty", "allow-import-from-derivation", "allow-new-privileges",
+    "allow-symlinked-store", "always-allow-substitutes", "auto-allocate-uids", "auto-optimise-store",
+    "builders-use-substitutes", "compress-build-log", "darwin-log-sandbox-violations", "enforce-determinism",
+    "fallback", "filter-syscalls", "fsync-metadata", "fsync-store-paths", "http2", "impersonate-linux-26",
+    "keep-build-log", "keep-derivations", "keep-env-derivations", "keep-failed", "keep-going", "keep-outputs",
+    "preallocate-contents", "print-missing", "pure-eval", "require-drop-supplementary-groups", "require-sigs",
+    "restrict-eval", "run-diff-hook", "sandbox-fallback", "show-trace", "substitute", "sync-before-registering",
+    "trace-function-calls", "use-case-hack", "use-cgroups", "use-registries", "use-sqlite-wal",
+    "use-xdg-base-directories", "warn-dirty",
+))
+_TRUE = frozenset(("true", "yes", "1"))
+_FALSE = frozenset(("false", "no", "0"))
+
+# Settings Nix holds as a set (StringSet, PathSet, the experimental feature set): the order of the
+# words and repeated words make no difference to it.
+SET_SETTINGS = frozenset((
+    "allowed-impure-host-deps",
+    "experimental-features",
+    "extra-platforms",
+    "ignored-acls",
+    "sandbox-paths",
+    "system-features",
+    "trusted-substituters",
+))
+
+# Unsigned integer settings: "04" and "4" are the same number to Nix. (Unit suffixes such as
+# "1K", accepted from Nix 2.23 only, are compared as written.)
+INT_SETTINGS = frozenset((
+    "build-poll-interval", "connect-timeout", "cores", "download-attempts", "gc-reserved-space",
+    "http-connections", "log-lines", "max-build-log-size", "max-free", "max-jobs", "max-silent-time",
+    "max-substitution-jobs", "min-free", "min-free-check-interval", "narinfo-cache-negative-ttl",
+    "narinfo-cache-positive-ttl", "repeat", "stalled-download-timeout", "tarball-ttl", "timeout",
+))
+
 _EXTRA = "extra-"
 # Nix tokenizes on " \t\n\r"; lines never contain "\n" because the text is split on it.
 _WHITESPACE = " \t\r"
@@ -139,6 +176,24 @@ def _split_key(key):
     if key.startswith(_EXTRA) and key not in LIST_SETTINGS and key[len(_EXTRA):] in LIST_SETTINGS:
         return key[len(_EXTRA):], True
     return key, False
+
+
+def same_value(key, first, second):
+    """Whether Nix gives ``key`` the same value from the two spellings (whitespace already collapsed).
+
+    Booleans compare by meaning (``yes`` is ``true``), set-valued settings ignore order and
+    repeats, integers ignore leading zeros. Everything else compares as written.
+    """
+    if first == second:
+        return True
+    base, _appends = _split_key(key)
+    if base in BOOL_SETTINGS:
+        return (first in _TRUE and second in _TRUE) or (first in _FALSE and second in _FALSE)
+    if base in SET_SETTINGS:
+        return set(_tokenize(first)) == set(_tokenize(second))
+    if base in INT_SETTINGS:
+        return first.isdigit() and second.isdigit() and first.isascii() and second.isascii() and int(first) == int(second)
+    return False
 
 
 def to_nix_value(value):
@@ -258,6 +313,24 @@ class NixConf:
         """Return ``(optional, path)`` for each include line, in file order (``!include`` is optional)."""
         return [line.include for line in self._lines if line.include is not None]
 
+    def include_lines(self):
+        """Return ``(line_number, optional, path)`` for each include line, in file order (1-based line numbers)."""
+        return [(number, line.include[0], line.include[1])
+                for number, line in enumerate(self._lines, 1) if line.include is not None]
+
+    def overriding_lines(self, key):
+        """1-based numbers of the lines that set ``key`` outright (an alias included), discarding
+        any value before them: for ``extra-NAME`` those are the plain ``NAME`` lines too."""
+        base, _appends = _split_key(key)
+        return [number for number, line in enumerate(self._lines, 1)
+                if line.key is not None and _split_key(line.key) == (base, False)]
+
+    def assignment_lines(self, key):
+        """1-based numbers of the lines that assign ``key`` (an alias or its ``extra-`` form included)."""
+        base, _appends = _split_key(key)
+        return [number for number, line in enumerate(self._lines, 1)
+                if line.key is not None and _split_key(line.key)[0] == base]
+
     # -- queries -----------------------------------------------------------
 
     def _indexes(self, base, appends):
@@ -337,7 +410,7 @@ class NixConf:
         base, appends = _split_key(key)
         if appends:
             extras = self._effective_extras(base)
-            if extras and self._joined(extras) == value:
+            if extras and same_value(base, self._joined(extras), value):
                 # Already appended (possibly by several lines that add up to it): nothing changes for Nix.
                 return False
             if not extras:
@@ -350,7 +423,7 @@ class NixConf:
         base_lines = self._indexes(base, False)
         if base_lines:
             last = base_lines[-1]
-            if self._lines[last].value == value:
+            if same_value(base, self._lines[last].value, value):
                 return False
             self._rewrite(last, key, value)
             return True

@@ -286,3 +286,14 @@ def custom_conf_path(conf_path: str, includes: list[tuple[bool, str]]) -> str | 
         if os.path.basename(resolved) == CUSTOM_CONF_NAME:
             return resolved
     return None
+
+
+def custom_conf_target(conf_path: str, include_lines: list[tuple[int, bool, str]]) -> tuple[str, int] | None:
+    """Like custom_conf_path, from ``NixConf.include_lines()``: (the included ``nix.custom.conf``,
+    the 1-based number of the line that includes it), or None."""
+    base = os.path.dirname(conf_path)
+    for number, _optional, path in include_lines:
+        resolved = os.path.normpath(os.path.join(base, path))
+        if os.path.basename(resolved) == CUSTOM_CONF_NAME:
+            return resolved, number
+    return None

@@ -51,6 +51,7 @@ options:
   follow_custom_conf:
     description:
       - When O(path) includes C(nix.custom.conf) (C(include) or C(!include)), edit that file instead.
+      - A managed setting that O(path) assigns after that include would override the edit; that is refused, naming the line.
     type: bool
     default: true
   follow:
@@ -128,7 +129,6 @@ backup_file:
   sample: /etc/nix/nix.conf.12345.2026-11-25@12:00:00~
 """
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -145,8 +145,8 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf impor
     NixConfError,
     to_nix_value,
 )
-from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_path
-from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import validate_candidate
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_target
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import check_candidate
 
 
 def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> None:
@@ -208,6 +208,19 @@ def mask_secrets(module: AnsibleModule, *texts: str) -> None:
     module.no_log_values.update(secret_values(texts, module.params["settings"]))
 
 
+def refuse_overridden(module: AnsibleModule, main: NixConf, path: str, custom: str, include_line: int) -> None:
+    """A setting that path assigns after including custom would override what the task writes there."""
+    for key in list(module.params["settings"]) + list(module.params["absent"]):
+        try:
+            later = [number for number in main.overriding_lines(key) if number > include_line]
+        except (ValueError, TypeError):
+            continue  # a bad key is reported by apply_changes, naming it
+        if later:
+            module.fail_json(msg=f"{path}, line {later[-1]}: {key} is set after the include of {custom} (line {include_line}), "
+                                 "so it overrides what this task would write there; move that line above the include, "
+                                 "or set follow_custom_conf=false to edit it in place")
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -235,10 +248,15 @@ def edit(module: AnsibleModule) -> dict:
     mask_secrets(module)
     before, existed, conf = load(module, path)
     mask_secrets(module, before)
+    # The path as the task names it: Nix reads NIX_CONF_DIR/nix.conf even when that is a symlink, and
+    # resolves relative includes from there.
+    requested = module.params["path"]
 
     if module.params["follow_custom_conf"]:
-        custom = custom_conf_path(path, conf.includes())
+        custom = custom_conf_target(path, conf.include_lines())
         if custom:
+            custom, include_line = custom
+            refuse_overridden(module, conf, path, custom, include_line)
             try:
                 path = check_symlink(custom, module.params["follow"])
             except ConfigFileError as exc:
@@ -263,9 +281,10 @@ def edit(module: AnsibleModule) -> dict:
         result["diff"] = file_diff(path, before, after, existed)
 
     if changed and module.params["validate"]:
-        ok, message = validate_candidate(module, os.path.dirname(path), {os.path.basename(path): after})
+        # Checked where Nix reads it: as part of the nix.conf that includes it, with the rest of its tree.
+        ok, message = check_candidate(module, requested, path, after)
         if not ok:
-            module.fail_json(msg=f"{path}: Nix rejects the edited file, which was not installed: {message}", **result)
+            module.fail_json(msg=f"{path}: the edited file was not installed: {message}", **result)
 
     install(module, path, after, existed, result)
     return result

@@ -17,7 +17,9 @@ description:
   - Entries are written in the portable form that every Nix (and Lix) version reads the same way
     - one entry per line, all eight columns, C(-) for unset ones, an integer speed factor before Nix 2.20,
     and the host key column only from Nix 2.4.
-  - The candidate is parsed again before it is installed, and written atomically.
+  - The candidate is parsed again before it is installed, and written atomically. Its C(@file) references are followed
+    as Nix follows them; a reference cycle, a directory or a malformed entry in a referenced file fails the task,
+    naming the file and line.
   - Nix re-reads the machines file for every build, so changing it needs no daemon restart; a change to the
     C(builders) setting of a C(nix.conf) does.
 author:
@@ -39,7 +41,17 @@ options:
       - When the file has no C(builders) setting yet, Nix's default C(@<directory>/machines) is kept as the first entry,
         so that adding an entry never silently disables the machines file.
       - C(@file) references in the value are kept as they are.
+      - When the file includes C(nix.custom.conf), the C(builders) setting is edited there (see O(follow_custom_conf)).
     type: path
+  follow_custom_conf:
+    description:
+      - With O(nix_conf_path), when that file includes C(nix.custom.conf) (C(include) or C(!include)), edit the
+        C(builders) setting in C(nix.custom.conf), where Nix reads it last, as M(nix_remote.builders.nix_conf) does.
+      - When C(nix.custom.conf) has no C(builders) setting yet, it starts from the value in effect in O(nix_conf_path)
+        (or Nix's default C(@<directory>/machines)).
+      - A C(builders) line in O(nix_conf_path) after that include would override the edit; that is refused.
+    type: bool
+    default: true
   builders:
     description:
       - The builder entries to manage.
@@ -96,6 +108,9 @@ options:
   nix_version:
     description:
       - The Nix version of the client that reads the file, for portable rendering.
+      - Below 2.29, Nix (and Lix, versions 2.90 and later) split entries on C(;) before removing C(#) comments and do not trim them. Lines they
+        read differently from newer Nix (a C(;) in a comment, blank entries, an indented C(@file)) are reported
+        with a warning naming the file and line, and refused with O(exclusive=true), which could not remove them.
     type: str
     default: "2.4"
   follow:
@@ -194,11 +209,15 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.machines impor
     Machine,
     MachinesDocument,
     MachinesFormatError,
+    check_file_references,
+    legacy_parse_differences,
     normalize_store_uri,
     parse_machines,
+    parse_nix_version,
     render_machine,
 )
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf, NixConfError
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_target
 
 BUILDER_SPEC = dict(
     uri=dict(type="str", required=True),
@@ -282,12 +301,60 @@ def apply_edits(doc: MachinesDocument, machines: list, absent: list, exclusive: 
                 doc.remove(existing.store_uri)
 
 
+def follow_custom(module: AnsibleModule, main_path: str, main_conf: NixConf, value):
+    """Move the edit to the nix.custom.conf that main_path includes, if any.
+
+    Returns None when it includes none, else (path, before, existed, conf, value) of the file to
+    edit; value is the builders value to start from: that file's own, else the one in effect in
+    main_path (None: Nix's default).
+    """
+    custom = custom_conf_target(main_path, main_conf.include_lines())
+    if custom is None:
+        return None
+    custom_path, include_line = custom
+    later = [number for number in main_conf.overriding_lines("builders") if number > include_line]
+    if later:
+        module.fail_json(msg=f"{main_path}, line {later[-1]}: builders is set after the include of {custom_path} "
+                             f"(line {include_line}), so it overrides what this task would write there; move that line "
+                             "above the include, or set follow_custom_conf=false to edit it in place")
+    path = check_symlink(custom_path, module.params["follow"])
+    before, existed = read_config(path)
+    conf = NixConf.parse(before, source=path)
+    own = conf.get("builders")
+    return path, before, existed, conf, own if own is not None else value
+
+
+def check_legacy(module: AnsibleModule, text: str, where: str, exclusive: bool, nix_version: str, inline: bool) -> None:
+    """Report what a client Nix below 2.29 (or Lix) reads differently from the rule we parse by."""
+    version = parse_nix_version(nix_version)
+    # Lix numbers its releases 2.90 and up and still splits the old way; Nix itself is far below 2.90.
+    if (2, 29, 0) <= version < (2, 90, 0) or version >= (3, 0, 0):
+        return
+    marker = "\x00source\x00"
+    found = legacy_parse_differences(text, source=marker)
+    if inline:
+        # A nix.conf value is one line: name the nix.conf line instead of line 1 of the value.
+        found = [message.replace(marker + ": line 1: ", where + ": ") for message in found]
+    else:
+        found = [message.replace(marker, where) for message in found]
+    if not found:
+        return
+    if exclusive:
+        module.fail_json(msg=f"exclusive=true, but the client's Nix {nix_version} (below 2.29, or Lix) reads entries here that "
+                             "this module cannot see as entries, so they would stay: " + "; ".join(found)
+                             + ". Rewrite those lines (no ';' in comments, no blank or indented entries), "
+                             "or set nix_version to the client's version if it is 2.29 or later")
+    for message in found:
+        module.warn(message)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", default="/etc/nix/machines"),
             nix_conf_path=dict(type="path"),
             builders=dict(type="list", elements="dict", default=[], options=BUILDER_SPEC),
+            follow_custom_conf=dict(type="bool", default=True),
             exclusive=dict(type="bool", default=False),
             nix_version=dict(type="str", default="2.4"),
             follow=dict(type="bool", default=False),
@@ -326,10 +393,13 @@ def edit_file(module: AnsibleModule) -> dict:
         path = check_symlink(params["nix_conf_path"] if in_nix_conf else params["path"], params["follow"])
         before, existed = read_config(path)
         if in_nix_conf:
-            conf = NixConf.parse(before, source=path)
+            main_path, conf = path, NixConf.parse(before, source=path)
             value = conf.get("builders")
+            followed = follow_custom(module, main_path, conf, value) if params["follow_custom_conf"] else None
+            if followed:
+                path, before, existed, conf, value = followed
             if value is None:
-                value = "@" + os.path.join(os.path.dirname(path), "machines")
+                value = "@" + os.path.join(os.path.dirname(main_path), "machines")
             doc = MachinesDocument.parse(value, source=f"{path}: builders", inline=True)
         else:
             doc = MachinesDocument.parse(before, source=path)
@@ -337,10 +407,18 @@ def edit_file(module: AnsibleModule) -> dict:
         if in_nix_conf:
             conf.set("builders", doc.render())
             after = conf.render()
-            MachinesDocument.parse(NixConf.parse(after, source=path).get("builders") or "", source=path, inline=True)
+            reread = NixConf.parse(after, source=path)
+            value = reread.get("builders") or ""
+            lines = reread.assignment_lines("builders")
+            where = f"{path}, line {lines[-1]} (builders)" if lines else f"{path} (builders)"
+            MachinesDocument.parse(value, source=path, inline=True)
+            check_file_references(value, source=where)
+            check_legacy(module, value, where, params["exclusive"], nix_version, inline=True)
         else:
             after = doc.render()
             MachinesDocument.parse(after, source=path)
+            check_file_references(after, path, source=path)
+            check_legacy(module, after, path, params["exclusive"], nix_version, inline=False)
     except (ConfigFileError, MachinesFormatError, NixConfError) as exc:
         module.fail_json(msg=str(exc))
     except ValueError as exc:

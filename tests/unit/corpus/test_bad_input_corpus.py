@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import stat
 import subprocess
 
 import pytest
@@ -21,7 +22,8 @@ from ansible_collections.nix_remote.builders.plugins.modules import nix_conf, ni
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = {"nix_conf": nix_conf.main, "nix_machines": nix_machines.main}
 # Categories whose input is a file: their message must name it.
-FILE_CATEGORIES = {"nix.conf line", "machines entry", "huge file", "non-UTF-8", "symlink", "read-only file system"}
+FILE_CATEGORIES = {"nix.conf line", "machines entry", "huge file", "non-UTF-8", "symlink", "read-only file system",
+                   "include tree", "validation by Nix", "custom conf override", "file reference", "legacy entry"}
 
 
 def load_table() -> dict:
@@ -59,16 +61,23 @@ def pad_to_huge(path: str) -> None:
 
 
 def snapshot(directories) -> dict:
-    """Every entry of the directories: symlink target, or content and mtime."""
+    """Every entry of the directories, recursively: symlink target, kind of a special file,
+    directory, or content and mtime of a regular file."""
     state = {}
     for directory in directories:
-        for name in sorted(os.listdir(directory)):
-            path = os.path.join(directory, name)
-            if os.path.islink(path):
-                state[path] = ("link", os.readlink(path))
-            else:
-                with open(path, "rb") as handle:
-                    state[path] = ("file", handle.read(), os.stat(path).st_mtime_ns)
+        for base, dirs, names in os.walk(directory):
+            for name in sorted(dirs + names):
+                path = os.path.join(base, name)
+                info = os.lstat(path)
+                if stat.S_ISLNK(info.st_mode):
+                    state[path] = ("link", os.readlink(path))
+                elif stat.S_ISDIR(info.st_mode):
+                    state[path] = ("dir",)
+                elif not stat.S_ISREG(info.st_mode):
+                    state[path] = ("special", stat.S_IFMT(info.st_mode))
+                else:
+                    with open(path, "rb") as handle:
+                        state[path] = ("file", handle.read(), info.st_mtime_ns)
     return state
 
 
@@ -93,10 +102,16 @@ def prepare(case: dict, tmp_path, read_only) -> tuple:
     for path in places.values():
         os.mkdir(path)
     defaults = TABLE["defaults"][case["module"]]
+    for name in case.get("dirs", []):
+        os.makedirs(os.path.join(places["dir"], name))
     files = case.get("files", defaults["files"])
     for name, text in files.items():
-        with open(os.path.join(places["dir"], name), "wb") as handle:
-            handle.write(text.encode(case.get("encoding", "utf-8")))
+        path = os.path.join(places["dir"], name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(substitute(text, places).encode(case.get("encoding", "utf-8")))
+    for name in case.get("fifos", []):
+        os.mkfifo(os.path.join(places["dir"], name))
     for name, target in case.get("symlinks", {}).items():
         os.symlink(substitute(target, places), os.path.join(places["dir"], name))
     if "huge" in case:
@@ -111,7 +126,7 @@ def prepare(case: dict, tmp_path, read_only) -> tuple:
 def test_bad_input_is_refused_and_no_file_changes(case, run_module, tmp_path, read_only):
     args, places, directories = prepare(case, tmp_path, read_only)
     before = snapshot(directories)
-    result = run_module(MODULES[case["module"]], args)
+    result = run_module(MODULES[case["module"]], args, check_mode=case.get("check_mode", False))
     assert result["failed"], f"accepted: {result}"
     message = result["msg"]
     for expected in substitute(case["expect"], places):
@@ -178,7 +193,7 @@ def test_symlink_is_edited_when_follow_is_set(run_module, tmp_path, read_only):
 def test_table_is_well_formed():
     ids = [case["id"] for case in CASES]
     assert len(ids) == len(set(ids)), "duplicate ids"
-    assert len(CASES) >= 60
+    assert len(CASES) >= 151
     for case in CASES:
         assert case["module"] in MODULES and case["expect"], case["id"]
         if case["category"] in FILE_CATEGORIES:
