@@ -80,6 +80,9 @@ FULL_WORKLOADS = (
     Workload("trivial20", 20, "trivial"),
     Workload("sleep16x1s", 16, "sleep", sleep_s=1),
     Workload("copy4x50MB", 4, "copy", copy_bytes=50 * MIB),
+    # Like sleep16x1s, but each build logs a line every 10 ms: with build-poll-interval = 0 every
+    # event wakes the builds waiting for a slot, so this is where a busy loop would show (CPU).
+    Workload("chatty16x1s", 16, "chatty", sleep_s=1),
 )
 SMOKE_WORKLOADS = (
     Workload("trivial2", 2, "trivial"),
@@ -269,6 +272,9 @@ def expression(workload, nonce, input_files):
     for index in range(workload.jobs):
         if workload.kind == "trivial":
             lines.append(f'  (mk {index} {{}} "echo $nonce > $out")')
+        elif workload.kind == "chatty":
+            lines.append(f'  (mk {index} {{ inherit bb; }} "i=0; while [ $i -lt 100 ]; do echo log line $i; '
+                         f'$bb/sleep 0.01; i=$((i+1)); done; echo $nonce > $out")')
         elif workload.kind == "sleep":
             # busybox picks the applet from the name it is called by: call the `sleep` symlink.
             lines.append(f'  (mk {index} {{ inherit bb; }} "$bb/sleep {workload.sleep_s}; echo $nonce > $out")')
@@ -309,6 +315,7 @@ def run_once(bed, client, workload, timeout_s):
                f"timeout -k 10 {int(timeout_s)} nix-build --max-jobs 0 --no-out-link {work}/workload.nix"
                f" > {work}/out 2> {work}/err;"
                f" rc=$?; cat {work}/out; exit $rc")
+    cpu_before = daemon_cpu_us(bed, client)
     try:
         output = bed.sh(client, command)
     except RuntimeError as exc:
@@ -321,9 +328,21 @@ def run_once(bed, client, workload, timeout_s):
     built = [line for line in lines[:-1] if line.startswith("/nix/store/")]
     if len(built) != workload.jobs:
         raise RuntimeError(f"{workload.name}: expected {workload.jobs} outputs, got {len(built)}")
+    cpu_after = daemon_cpu_us(bed, client)
     remote = int(bed.sh(client, f"grep -c 'building .* on ' {work}/err || true").strip() or 0)
     bed.sh(client, f"rm -rf {work}", check=False)
-    return seconds, remote
+    cpu_s = (cpu_after - cpu_before) / 1e6 if cpu_before is not None and cpu_after is not None else None
+    return seconds, remote, cpu_s
+
+
+DAEMON_CGROUP = "/sys/fs/cgroup/system.slice/nix-daemon.service/cpu.stat"
+
+
+def daemon_cpu_us(bed, client):
+    """CPU microseconds used so far by the client's nix-daemon.service cgroup: the daemon, its
+    build hooks and their ssh processes (masters included).  None without cgroup v2."""
+    out = bed.sh(client, f"awk '$1 == \"usage_usec\" {{print $2}}' {DAEMON_CGROUP} 2>/dev/null", check=False).strip()
+    return int(out) if out.isdigit() else None
 
 
 def measure_copy_stream(bed, client, builder, nbytes):
@@ -343,7 +362,7 @@ def measure_copy_stream(bed, client, builder, nbytes):
 
 def ideal_seconds(workload, slots, stream_s):
     rounds = math.ceil(workload.jobs / slots)
-    if workload.kind == "sleep":
+    if workload.kind in ("sleep", "chatty"):
         return rounds * workload.sleep_s
     if workload.kind == "copy":
         return rounds * stream_s
@@ -424,7 +443,7 @@ def configure_collection(bed, client, builders, log_path, extra_vars=None):
 
 # --------------------------------------------------------------------------- the benchmark
 
-def bench_release(release, workloads, runs, collection_vars, timeout_s):
+def bench_release(release, workloads, runs, collection_vars, timeout_s, variants=False, floor=False):
     name = testbed_name(f"bench-off-{release}")
     client, builders = "client", ["builder1", "builder2"]
     records = []
@@ -438,7 +457,9 @@ def bench_release(release, workloads, runs, collection_vars, timeout_s):
         stream_s = measure_copy_stream(bed, client, builders[0], copy_bytes) if copy_bytes else 0.0
         common = dict(bed=bed, client=client, release=release, nix_version=nix_version, stream_s=stream_s,
                       timeout_s=timeout_s)
-        records += run_workloads(config="tutorial", slots=slots, workloads=workloads, runs=runs, **common)
+        # chatty16x1s is there for the collection's CPU use; the tutorial would add minutes per release.
+        records += run_workloads(config="tutorial", slots=slots, runs=runs,
+                                 workloads=[w for w in workloads if w.kind != "chatty"], **common)
         log(f"{release}: collection set-up (site.yml, extra vars {collection_vars or 'none'})")
         slots, play_s, conf_lines, machines = configure_collection(
             bed, client, builders, os.path.join(LOGS, f"offload-{release}-site.log"), collection_vars)
@@ -447,6 +468,10 @@ def bench_release(release, workloads, runs, collection_vars, timeout_s):
         for record in collection:
             record["collection_vars"] = collection_vars or {}
         records += collection
+        if variants and not collection_vars:
+            records += run_variants(bed, client, slots, workloads, runs, common)
+        if floor:
+            records.append(measure_floor(bed, client, builders[0], release, nix_version))
         if collection_vars:
             # The roles' own defaults, once, with a short limit: do they work at all here?
             log(f"{release}: site.yml with the roles' defaults (probe)")
@@ -460,14 +485,85 @@ def bench_release(release, workloads, runs, collection_vars, timeout_s):
     return records
 
 
+SSH_CONFIG = "/etc/ssh/ssh_config.d/60-nix-remote-builders.conf"
+
+
+def run_variants(bed, client, slots, workloads, runs, common):
+    """The collection with one default changed back, on the same hosts right after it, so the
+    effect of that default is measured side by side: 0.1.0's build-poll-interval = 1, and no
+    connection reuse.  Set by editing the client's files (not site.yml); put back afterwards."""
+    records = []
+    by_kind = {w.kind: w for w in workloads}
+    poll = [by_kind[k] for k in ("sleep", "chatty") if k in by_kind]
+    reuse = [by_kind[k] for k in ("trivial", "sleep") if k in by_kind]
+    conf = "/etc/nix/nix.conf"
+    bed.sh(client, f"cp -p {conf} {conf}.bench && sed -i 's/^build-poll-interval = .*/build-poll-interval = 1/' {conf}"
+                   " && systemctl restart nix-daemon")
+    try:
+        records += run_workloads(config="variant-poll1", slots=slots, workloads=poll, runs=runs, **common)
+    finally:
+        bed.sh(client, f"mv {conf}.bench {conf} && systemctl restart nix-daemon")
+    bed.sh(client, f"cp -p {SSH_CONFIG} {SSH_CONFIG}.bench && sed -i '/Control/d' {SSH_CONFIG}"
+                   " && (pkill -f '\\[mux\\]' || true)")
+    try:
+        records += run_workloads(config="variant-noreuse", slots=slots, workloads=reuse, runs=runs, **common)
+    finally:
+        bed.sh(client, f"mv {SSH_CONFIG}.bench {SSH_CONFIG}")
+    return records
+
+
+# Each part of one remote build's fixed cost, timed on the client as root with the collection's
+# own files (key, ssh_config.d, known hosts): median of FLOOR_REPEATS runs, in ms.
+FLOOR_REPEATS = 15
+FLOOR_SCRIPT = r"""
+set -eu
+target=$1; key=$2; n=$3
+t() { python3 -c 'import subprocess, sys, time
+samples = []
+for _ in range(int(sys.argv[1])):
+    t = time.monotonic(); r = subprocess.run(sys.argv[2], shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    samples.append((time.monotonic() - t) * 1000)
+    if r.returncode == 255: print("nan"); sys.exit(0)  # ssh itself failed (the daemon may exit 1 on EOF)
+samples.sort(); print("%.1f" % samples[len(samples) // 2])' "$n" "$1"; }
+host=${target#*@}
+ssh -i $key -o BatchMode=yes $target </dev/null >/dev/null 2>&1 || true   # a master is up (ControlPersist)
+echo "nix_start $(t 'nix --version')"
+echo "ssh_check $(t "ssh -i $key -O check $target")"
+echo "session_mux $(t "ssh -i $key -o BatchMode=yes $target")"
+echo "login_full $(t "ssh -i $key -o BatchMode=yes -o ControlMaster=no -o ControlPath=none $target")"
+echo "store_ping_mux $(t "nix --extra-experimental-features nix-command store ping --store 'ssh-ng://$target?ssh-key=$key'")"
+echo "store_ping_full $(t "NIX_SSHOPTS='-o ControlMaster=no -o ControlPath=none' nix --extra-experimental-features nix-command store ping --store 'ssh-ng://$target?ssh-key=$key'")"
+"""
+
+
+def measure_floor(bed, client, builder, release, nix_version):
+    """The per-build floor, part by part (session_mux and login_full include the remote
+    `nix-daemon --stdio` start, which the forced command runs for every session)."""
+    line = [ln for ln in bed.sh(client, "cat /etc/nix/machines").splitlines()
+            if bed.address(builder) in ln.split(" ", 1)[0]][0]
+    target = line.split()[0].split("://", 1)[1].split("?", 1)[0]
+    key = line.split()[2]
+    out = bed.sh(client, f"bash -c {shlex.quote(FLOOR_SCRIPT)} floor {shlex.quote(target)} {key} {FLOOR_REPEATS}")
+    parts = {}
+    for row in out.splitlines():
+        name, _sep, value = row.partition(" ")
+        try:
+            parts[name] = float(value)
+        except ValueError:
+            parts[name] = None
+    log(f"{release}: floor parts (ms, median of {FLOOR_REPEATS}): {parts}")
+    return {"release": release, "nix_version": nix_version, "config": "floor", "workload": "floor",
+            "repeats": FLOOR_REPEATS, "parts_ms": parts, "wall_s": None}
+
+
 def run_workloads(bed, client, release, nix_version, config, slots, workloads, runs, stream_s, timeout_s,
                   tolerate_timeout=False):
     records = []
     for workload in workloads:
-        samples, remote = [], []
+        samples, remote, cpu = [], [], []
         for _attempt in range(runs):
             try:
-                seconds, offloaded = run_once(bed, client, workload, timeout_s)
+                seconds, offloaded, cpu_s = run_once(bed, client, workload, timeout_s)
             except BuildTimeout as exc:
                 if not tolerate_timeout:
                     raise
@@ -479,6 +575,8 @@ def run_workloads(bed, client, release, nix_version, config, slots, workloads, r
                 break
             samples.append(round(seconds, 3))
             remote.append(offloaded)
+            if cpu_s is not None:
+                cpu.append(round(cpu_s, 3))
             log(f"{release} {config} {workload.name} run {len(samples)}: {seconds:.2f} s")
         if not samples:
             continue
@@ -491,6 +589,7 @@ def run_workloads(bed, client, release, nix_version, config, slots, workloads, r
             "ratio_to_ideal": round(wall / ideal, 2) if ideal > 0 else None,
             "overhead_per_derivation_ms": round((wall - ideal) / workload.jobs * 1000, 1),
             "runs": samples, "offloaded_builds": remote,
+            "daemon_cpu_s": round(statistics.median(cpu), 3) if cpu else None, "daemon_cpu_runs": cpu,
         }
         if workload.kind == "copy":
             record["copy_bytes_each"] = workload.copy_bytes
@@ -506,11 +605,30 @@ def run_workloads(bed, client, release, nix_version, config, slots, workloads, r
 def add_speedups(records):
     tutorial = {(r["release"], r["workload"]): r["wall_s"] for r in records if r["config"] == "tutorial"}
     for record in records:
+        if record["config"] == "floor":
+            continue
         base = tutorial.get((record["release"], record["workload"]))
         record["speedup_over_tutorial"] = round(base / record["wall_s"], 2) if base and record["wall_s"] else None
 
 
+def floor_markdown(records):
+    """The floor decomposition table of docs/benchmarks.md."""
+    names = ("nix_start", "ssh_check", "session_mux", "login_full", "store_ping_mux", "store_ping_full")
+    rows = ["| release | Nix | " + " | ".join(names) + " | trivial ms/drv (collection) |",
+            "|---|---|" + "---|" * (len(names) + 1)]
+    trivial = {r["release"]: r["overhead_per_derivation_ms"] for r in records
+               if r["config"] == "collection" and r["workload"].startswith("trivial") and r["wall_s"]}
+    for r in records:
+        if r["config"] != "floor":
+            continue
+        cells = [("%.0f" % r["parts_ms"][n]) if r["parts_ms"].get(n) is not None else "-" for n in names]
+        rows.append(f"| {r['release']} | {r['nix_version']} | " + " | ".join(cells)
+                    + f" | {trivial.get(r['release'], '-')} |")
+    return "\n".join(rows)
+
+
 def table(records):
+    records = [r for r in records if r["config"] != "floor"]
     header = (f"{'release':9} {'Nix':7} {'config':10} {'workload':11} {'slots':>5} {'wall s':>8} "
               f"{'ideal s':>8} {'x ideal':>8} {'ms/drv':>8} {'speed-up':>8}")
     rows = [header, "-" * len(header)]
@@ -529,21 +647,25 @@ def table(records):
 
 def markdown(records):
     """The table of docs/benchmarks.md, from the JSON records."""
+    floors = [r for r in records if r["config"] == "floor"]
+    records = [r for r in records if r["config"] != "floor"]
     rows = ["| release | Nix | config | workload | slots | wall s (median) | runs s | ideal s | x ideal "
-            "| overhead ms/drv | speed-up over tutorial |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| overhead ms/drv | speed-up over tutorial | client daemon CPU s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         if r["wall_s"] is None:
             rows.append(f"| {r['release']} | {r['nix_version']} | {r['config']} | {r['workload']} | {r['slots']} "
-                        f"| **hung** (killed after {r['hung_after_s']:.0f} s) | | | | | |")
+                        f"| **hung** (killed after {r['hung_after_s']:.0f} s) | | | | | | |")
             continue
         ratio = f"{r['ratio_to_ideal']:.2f}" if r["ratio_to_ideal"] is not None else "-"
         speedup = f"{r['speedup_over_tutorial']:.1f}x" if r["config"] != "tutorial" and r["speedup_over_tutorial"] is not None else "-"
         runs = ", ".join(f"{x:.2f}" for x in r["runs"])
+        cpu = f"{r['daemon_cpu_s']:.2f}" if r.get("daemon_cpu_s") is not None else "-"
         rows.append(f"| {r['release']} | {r['nix_version']} | {r['config']} | {r['workload']} | {r['slots']} "
                     f"| {r['wall_s']:.2f} | {runs} | {r['ideal_s']:.2f} | {ratio} "
-                    f"| {r['overhead_per_derivation_ms']:.0f} | {speedup} |")
-    return "\n".join(rows)
+                    f"| {r['overhead_per_derivation_ms']:.0f} | {speedup} | {cpu} |")
+    text = "\n".join(rows)
+    return text + ("\n\n" + floor_markdown(floors + records) if floors else "")
 
 
 def main(argv=None):
@@ -560,6 +682,9 @@ def main(argv=None):
                              "defaults are also probed once (config collection-defaults)")
     parser.add_argument("--build-timeout", type=float, default=300,
                         help="seconds before a nix-build counts as hung (default 300)")
+    parser.add_argument("--no-variants", action="store_true",
+                        help="skip the side-by-side variants (0.1.0's build-poll-interval 1, no connection reuse)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the per-build floor decomposition")
     parser.add_argument("--markdown", nargs="+", metavar="JSON",
                         help="print the results in these files as a Markdown table and exit (no testbed)")
     args = parser.parse_args(argv)
@@ -600,7 +725,9 @@ def main(argv=None):
         source = snapshot_collection()
         for release in releases:
             try:
-                records = bench_release(release, workloads, runs, collection_vars, args.build_timeout)
+                records = bench_release(release, workloads, runs, collection_vars, args.build_timeout,
+                                        variants=not (args.smoke or args.no_variants),
+                                        floor=not (args.smoke or args.no_floor))
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 log(f"{release}: FAILED, no result written: {exc}")
                 failed.append(release)

@@ -79,7 +79,7 @@ echo "rc=$?"
 echo "built=$(grep -c '^/nix/store/' {dir}/$nonce.out)"
 echo "protocol=$(grep -ci "protocol mismatch\|got 'started" {dir}/$nonce.err)"
 echo "---"
-tail -4 {dir}/$nonce.err
+grep -m4 -iE "error|mismatch|failed to start|disconnected" {dir}/$nonce.err
 rm -f {dir}/$nonce.*
 """.format(dir=BURST_DIR)
 

@@ -160,11 +160,61 @@ def test_client_nix_conf_and_machines_file(name):
     assert machines.user == "root" and machines.mode == 0o644
     assert len(machines.content_string.splitlines()) == len(BUILDERS)
     ssh_config = host.file("/etc/ssh/ssh_config.d/60-nix-remote-builders.conf").content_string
-    # Timeouts for root's connections to the builders; multiplexing is off by default because
-    # Nix >= 2.16 hangs on a reused connection (NixOS/nix#8329).
-    assert re.search(r"^\s+ConnectTimeout \d+$", ssh_config, re.M) and "ControlMaster" not in ssh_config
-    assert not host.file("/root/.ssh/nix-remote-builders").exists
+    # Timeouts for root's connections to the builders, whatever the reuse policy.
+    assert re.search(r"^\s+ConnectTimeout \d+$", ssh_config, re.M)
+    assert re.search(r"^build-poll-interval = 0$", conf, re.M)
     assert host.service("nix-daemon").is_running
+
+
+def reuse_expected(version: str) -> bool:
+    """The reuse policy, stated here on its own (the role takes it from nix_info's capability
+    table): Nix 2.15 and 2.16 wait for ssh's `started` line, which a session over an existing
+    master never prints (NixOS/nix#8329); every other release works with a persisting master."""
+    minor = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", version).groups())
+    return not (2, 15) <= minor < (2, 17)
+
+
+@pytest.mark.parametrize("name", CLIENTS)
+def test_client_reuses_connections_where_its_nix_allows_it(name):
+    host = host_of(name)
+    version = login(host, "nix-store --version").stdout.split()[-1]
+    ssh_config = host.file("/etc/ssh/ssh_config.d/60-nix-remote-builders.conf").content_string
+    control = host.file("/root/.ssh/nix-remote-builders")
+    if not reuse_expected(version):
+        assert "ControlMaster" not in ssh_config and not control.exists
+        return
+    # Never a master without a persist: the first build's ssh would take every session down with it.
+    assert re.search(r"^\s+ControlMaster auto$", ssh_config, re.M), ssh_config
+    assert re.search(r"^\s+ControlPersist 60s$", ssh_config, re.M), ssh_config
+    assert re.search(r"^\s+ControlPath /root/\.ssh/nix-remote-builders/cm-%C$", ssh_config, re.M), ssh_config
+    assert control.is_directory and control.user == "root" and control.mode == 0o700
+    # A build leaves a master behind for the next one: a socket per builder used.
+    build = login(host, "NIX_REMOTE=daemon nix-build --no-out-link --max-jobs 0 -E " + shlex.quote(derivation("reuse")))
+    assert build.rc == 0, build.stderr
+    sockets = host.run("find /root/.ssh/nix-remote-builders -type s").stdout.split()
+    assert sockets, f"Nix {version}: no master socket after a remote build"
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_builder_sshd_is_sized_for_bursts_for_the_build_user_only(name):
+    host = host_of(name)
+    dropin = host.file("/etc/ssh/sshd_config.d/60-nix-remote-builder.conf")
+    assert dropin.user == "root" and dropin.mode == 0o644
+    jobs = int(re.search(r"^max-jobs = (\d+)$", host.file("/etc/nix/nix.conf").content_string, re.M).group(1))
+    effective = dict(line.lower().split(" ", 1) for line in host.check_output(
+        "sshd -T -C user=%s,host=client.example,addr=192.0.2.1", BUILD_USER).splitlines() if " " in line)
+    assert int(effective["maxsessions"]) >= max(10, 2 * jobs)
+    assert effective["permittty"] == "no" and effective["disableforwarding"] == "yes"
+    assert effective["maxstartups"] == "100:30:200"
+    # The Match block ends with the drop-in: other users keep the main file's settings.
+    root = dict(line.lower().split(" ", 1) for line in host.check_output(
+        "sshd -T -C user=root,host=client.example,addr=192.0.2.1").splitlines() if " " in line)
+    assert root["permittty"] == "yes"
+    # sshd was reloaded, not restarted: the running daemon is older than the drop-in.
+    pid = host.check_output("systemctl show -p MainPID --value ssh.service")
+    age = int(host.check_output("echo $(( $(date +%%s) - $(stat -c %%Y %s) ))", dropin.path))
+    assert int(host.check_output("ps -o etimes= -p %s", pid)) > age
+    assert "Reloaded" in host.run("journalctl -q -u ssh.service --no-pager").stdout
 
 
 @pytest.mark.parametrize(("client", "builder"), PAIRS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
@@ -66,6 +67,12 @@ def test_builder_module_has_the_user_keys_trust_and_limits():
     assert settings["max-jobs"] >= 1 and settings["min-free"] == 1073741824 and settings["max-free"] == 5368709120
     assert module["systemd"]["services"]["nix-daemon"]["serviceConfig"] == {
         "MemoryAccounting": True, "MemoryMax": "90%", "OOMScoreAdjust": 500}
+    # The build user's sshd settings: the Match block last in sshd_config, MaxStartups global.
+    sshd = module["services"]["openssh"]
+    assert sshd["settings"] == {"MaxStartups": "100:30:200"}
+    assert sshd["extraConfig"].startswith("Match User remotebuild\n")
+    assert re.search(r"^    MaxSessions \d+$", sshd["extraConfig"], re.M)
+    assert "PermitTTY no" in sshd["extraConfig"] and "DisableForwarding yes" in sshd["extraConfig"]
 
 
 def test_client_module_has_the_builders_host_keys_and_alias():
@@ -88,7 +95,8 @@ def test_client_module_has_the_builders_host_keys_and_alias():
     assert pinned[ALIAS] == host_key and pinned[f"[{builder_address()}]:2222"] == host_key
     config = module["programs"]["ssh"]["extraConfig"]
     assert f"Host {ALIAS}\n" in config and "Port 2222" in config and f"IdentityFile {KEY}" in config
-    assert "ConnectTimeout" in config and "ControlMaster" not in config  # multiplexing is off by default
+    # The NixOS client's Nix (2.26 here) checks for a master first: connection reuse is on.
+    assert "ConnectTimeout" in config and "ControlMaster auto" in config and "ControlPersist 60s" in config
 
 
 def builder_address() -> str:
