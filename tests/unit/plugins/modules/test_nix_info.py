@@ -159,6 +159,9 @@ def test_debian_package_on_bookworm(run_module, host):
     assert not result["changed"]
     assert result["installed"] and result["multi_user"]
     assert result["version"] == "2.8.0" and result["implementation"] == "nix"
+    # 2.8 reads nothing from ssh before its protocol: reuse is safe; no port in the URI yet.
+    assert result["capabilities"]["ssh_reuse"] is True and "2.8.0" in result["capabilities"]["ssh_reuse_reason"]
+    assert result["capabilities"]["port_in_uri"] is False and result["capabilities"]["host_key_column"] is True
     assert result["paths"] == {
         "nix": "/usr/bin/nix", "nix_store": "/usr/bin/nix-store", "nix_daemon": "/usr/bin/nix-daemon",
         "nix_build": "/usr/bin/nix-build", "nix_instantiate": "/usr/bin/nix-instantiate"}
@@ -197,6 +200,7 @@ def test_upstream_installer_on_2_26_uses_config_show(run_module, host):
     result = run_module(nix_info.main, {})
     assert not commands.script
     assert result["layout"] == "upstream" and result["version"] == "2.26.3"
+    assert result["capabilities"]["ssh_reuse"] is True and result["capabilities"]["config_show"] is True
     assert result["paths"]["nix_daemon"] == f"{profile}/nix-daemon"
     assert result["daemon_socket_group"] is None
     # No /dev/kvm: no kvm, and the reported features are what Nix computed.
@@ -300,6 +304,9 @@ def test_no_nix_is_not_an_error(run_module, host):
     assert not result["failed"] and commands.calls == []
     assert result["installed"] is False and result["multi_user"] is False
     assert result["version"] is None and result["system"] is None
+    # No Nix, no version: nothing may be assumed, reuse included.
+    assert result["capabilities"]["ssh_reuse"] is False and not any(
+        value for key, value in result["capabilities"].items() if key != "ssh_reuse_reason")
     assert result["layout"] == "unknown" and result["service_manager"] == "none"
     assert set(result["paths"].values()) == {None}
     assert result["build_users_group"] is None and result["build_users"] == 0
