@@ -421,11 +421,30 @@ def linger(bed, builders, enable):
                             f" echo 'processes of {TUTORIAL_USER} left' >&2; exit 1")
 
 
+def wait_for_user_manager(bed, builders, limit_s=300):
+    """Wait until the build user's systemd manager runs again on every builder.
+
+    Test-host artifact, not part of either set-up: in these containers the stop of the user
+    manager that linger(False) asks for can hang until systemd gives up on it ("user@UID.service:
+    Processes still around after final SIGKILL ... Failed with result 'timeout'", about two minutes
+    later), and every login (pam_systemd) queues behind it.  Measured without this wait, the first
+    burst after site.yml took 50-90 s (docs/benchmarks.md, finding 3)."""
+    for builder in builders:
+        start = time.monotonic()
+        state = bed.sh(builder, f"uid=$(id -u {TUTORIAL_USER}); for i in $(seq {limit_s * 5}); do"
+                                f" s=$(systemctl is-active user@$uid.service); [ \"$s\" = active ] && break; sleep 0.2;"
+                                " done; echo $s", check=False).strip()
+        waited = time.monotonic() - start
+        if waited > 2 or state != "active":
+            log(f"{builder}: the build user's systemd manager was {state} after {waited:.0f} s (test-host wait)")
+
+
 def configure_collection(bed, client, builders, log_path, extra_vars=None):
     """site.yml over the tutorial's configuration.  Returns (slots, playbook seconds, builders lines)."""
     linger(bed, builders, False)
     seconds, _output = bed.playbook("playbooks/site.yml", log_path=log_path, extra_vars=extra_vars)
     linger(bed, builders, True)
+    wait_for_user_manager(bed, builders)
     lines = [line for line in bed.sh(client, "cat /etc/nix/nix.conf").splitlines()
              if line.split("=")[0].strip() == "builders"]
     if len(lines) != 1 or "@" not in lines[0] or "ssh-ng://" in lines[0]:
