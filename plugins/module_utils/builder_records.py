@@ -266,3 +266,62 @@ def stale_entries(previous, records):
         "uris": _unique(r["uri"] for r in previous or [] if r["uri"] not in uris),
         "known_hosts": _unique(n for n in _known_host_names(previous or []) if n not in names),
     }
+
+
+# NixOS: nix.buildMachines takes protocol, user and host apart (ssh:// and ssh-ng:// only).
+_NIXOS_URI = re.compile(r"^(ssh|ssh-ng)://(?:([^@/?]+)@)?(.+)$")
+
+
+def _whole_or_float(value, what):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RecordError("%s is %r, not a number" % (what, value)) from None
+    return int(number) if number.is_integer() else number
+
+
+def nixos_build_machine(machine):
+    """One nix.buildMachines item from a record's machine.
+
+    protocol is None for a URI that is not ssh:// or ssh-ng:// (hostName is then the whole URI),
+    which nix.buildMachines cannot express.  The query (?remote-program=...) stays in hostName,
+    which NixOS puts into the URI as it is.
+    """
+    match = _NIXOS_URI.search(machine["uri"])
+    mandatory = list(machine["mandatory_features"] or [])
+    entry = {
+        "protocol": match.group(1) if match else None,
+        "sshUser": (match.group(2) or None) if match else None,
+        "hostName": match.group(3) if match else machine["uri"],
+        "systems": machine["systems"],
+        "sshKey": machine["ssh_key"],
+        "maxJobs": _integer(machine["max_jobs"], "max_jobs of %s" % machine["uri"]),
+        "speedFactor": _whole_or_float(machine["speed_factor"], "speed_factor of %s" % machine["uri"]),
+        "supportedFeatures": sorted(set(machine["supported_features"] or []) - set(mandatory)),
+        "mandatoryFeatures": sorted(mandatory),
+    }
+    if machine.get("public_host_key"):
+        entry["publicHostKey"] = machine["public_host_key"]
+    return entry
+
+
+def nixos_known_hosts(records):
+    """programs.ssh.knownHosts from the records' known_hosts lines.
+
+    One entry per record and key, named after the record (``<name>-1``, ``<name>-2``... when a
+    record has lines with different keys, numbered in the keys' sort order), listing every host
+    name that key is pinned for.
+    """
+    out = {}
+    for r in records:
+        by_key = {}
+        for line in r.get("known_hosts") or []:
+            fields = line.split(" ")
+            if len(fields) < 3:
+                raise RecordError("%s: known_hosts line %r is not 'host keytype key'" % (r["name"], line))
+            by_key.setdefault(fields[1] + " " + fields[2], []).append(fields[0])
+        keys = sorted(by_key)
+        for index, key in enumerate(keys, 1):
+            name = r["name"] if len(keys) == 1 else "%s-%d" % (r["name"], index)
+            out[name] = {"hostNames": by_key[key], "publicKey": key}
+    return out
