@@ -1,0 +1,327 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nix_remote.builders contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What a client does with its builders: one record per builder, and the entries to remove.
+
+Pure functions over plain data (the builders' ``remote_builder_export`` dicts, the client's
+role options and its Nix version), used by the local_client role through the filter plugins
+``builder_records``, ``unconfigured_builders`` and ``stale_entries``.
+
+A record::
+
+    {'name': 'builder1',                  # inventory name, or 'external:<name>'
+     'source': 'inventory',               # or 'external'
+     'trust': 'trusted',                  # inventory builders only: 'trusted' or 'signing'
+     'uri': 'ssh-ng://remotebuild@host',  # machines column 1
+     'alias': {},                         # or {'name', 'hostname', 'port', 'user'}: ssh Host alias
+     'match_hosts': ['host'],             # names the ssh_config Match block lists
+     'known_hosts': ['host ssh-ed25519 AAAA...'],
+     'machine': {...}}                    # nix_machines' builders item (without state)
+
+How a port is addressed (facts 1.4 and P7):
+
+=============  ==========================  ==================================  ==============
+port           machines URI                known_hosts names                   column 8
+=============  ==========================  ==================================  ==============
+22             ``ssh-ng://user@host``      ``host``                            set
+other, alias   ``ssh-ng://user@<alias>``   ``<alias>`` (HostKeyAlias) and      set
+                                           ``[host]:port``
+other, uri     ``ssh-ng://user@host:port`` ``[host]:port``                     empty
+=============  ==========================  ==================================  ==============
+
+With the port in the URI Nix would write column 8 as a plain ``host`` line, which ssh never
+looks up for another port, so the pin lives in /etc/ssh/ssh_known_hosts only.  Column 8 is
+never written for a client Nix older than 2.4, which ignores it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.nix_remote.builders.plugins.module_utils.machines import parse_nix_version
+
+PORT_STYLES = ("auto", "uri", "alias")
+
+# The first Nix that reads machines column 8, and the first that takes user@host:port.
+HOST_KEY_COLUMN_SINCE = (2, 4, 0)
+URI_PORT_SINCE = (2, 31, 0)
+
+_ALIAS_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
+# scheme://[user@]host: the host of an external builder's URI, IPv6 literals in brackets.
+_URI_HOST = re.compile(r"^[A-Za-z0-9+.-]+://([^@/?]*@)?(\[[^]]+\]|[^:/?@]+)(?=$|[:/?])")
+_EXPORT_FIELDS = ("address", "port", "user", "protocol", "host_key", "host_key_base64", "systems",
+                  "supported_features", "mandatory_features", "max_jobs", "speed_factor")
+
+
+class RecordError(ValueError):
+    """A builder's export, override or external entry that no record can be made from."""
+
+
+def _present(host_vars):
+    """A builder not withdrawn (nix_remote_state present, the default)."""
+    return _get(host_vars, "nix_remote_state", "present") == "present"
+
+
+def _integer(value, what):
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise RecordError("%s is %r, not a whole number" % (what, value))
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RecordError("%s is %r, not a whole number" % (what, value)) from None
+    if not number.is_integer():
+        raise RecordError("%s is %r, not a whole number" % (what, value))
+    return int(number)
+
+
+def _host_vars(hostvars, host):
+    try:
+        return hostvars[host]
+    except KeyError:
+        raise RecordError("builder %s is in the builders group but has no host variables" % host) from None
+
+
+def _get(mapping, key, default=None):
+    """mapping[key], or DEFAULT when the key is missing (Jinja's default())."""
+    try:
+        return mapping[key]
+    except KeyError:
+        return default
+
+
+def _candidates(builders, client, present):
+    """The builders of the group this client considers: sorted, never itself."""
+    if not present:
+        return []
+    return sorted(b for b in (builders or []) if b != client)
+
+
+def uri_ports(nix_version, port_style="auto"):
+    """True when a port other than 22 goes into the builder URI (user@host:port)."""
+    if port_style not in PORT_STYLES:
+        raise RecordError("local_client_port_style is %r; it must be one of %s" % (port_style, ", ".join(PORT_STYLES)))
+    return port_style == "uri" or (port_style == "auto" and parse_nix_version(nix_version) >= URI_PORT_SINCE)
+
+
+def host_key_column(nix_version):
+    """True when the client's Nix reads machines column 8 (the builder's host key)."""
+    return parse_nix_version(nix_version) >= HOST_KEY_COLUMN_SINCE
+
+
+def alias_name(builder):
+    """The ssh Host alias of an inventory builder: nix-builder-<name, unsafe characters as '-'>."""
+    return "nix-builder-" + _ALIAS_UNSAFE.sub("-", builder)
+
+
+def inventory_record(name, export, overrides=None, *, key_path, nix_version, port_style="auto"):
+    """The record of one inventory builder from its remote_builder_export and overrides."""
+    e = dict(export)
+    e.update(overrides or {})
+    missing = [f for f in _EXPORT_FIELDS if f not in e]
+    if missing:
+        raise RecordError("builder %s: remote_builder_export has no %s (did remote_builder run on it?)"
+                          % (name, ", ".join(missing)))
+    address = str(e["address"])
+    if not address:
+        raise RecordError("builder %s: address is empty" % name)
+    port = _integer(e["port"], "builder %s: port" % name)
+    host = "[" + address + "]" if ":" in address else address
+    use_alias = port != 22 and not uri_ports(nix_version, port_style)
+    column_8 = host_key_column(nix_version)
+    alias = alias_name(name)
+    authority = "%s@%s" % (e["user"], alias if use_alias else host)
+    if port != 22 and not use_alias:
+        authority += ":%d" % port
+    uri = "%s://%s" % (e["protocol"], authority)
+    if e.get("remote_program"):
+        uri += "?remote-program=" + e["remote_program"]
+    port_name = host if port == 22 else "[%s]:%d" % (address, port)
+    names = ([alias] if use_alias else []) + [port_name]
+    return {
+        "name": name,
+        "source": "inventory",
+        "trust": e.get("trust", "trusted"),
+        "uri": uri,
+        "alias": {"name": alias, "hostname": address, "port": port, "user": e["user"]} if use_alias else {},
+        "match_hosts": ([alias] if use_alias else []) + [address],
+        "known_hosts": ["%s %s" % (n, e["host_key"]) for n in names],
+        "machine": {
+            "uri": uri,
+            "systems": e["systems"],
+            "ssh_key": key_path,
+            "max_jobs": _integer(e["max_jobs"], "builder %s: max_jobs" % name),
+            "speed_factor": e["speed_factor"],
+            "supported_features": e["supported_features"],
+            "mandatory_features": e["mandatory_features"],
+            "public_host_key": e["host_key_base64"] if column_8 and (port == 22 or use_alias) else "",
+        },
+    }
+
+
+def uri_host(uri):
+    """The host of a scheme://[user@]host... URI without IPv6 brackets, or None."""
+    match = _URI_HOST.search(uri)
+    if not match:
+        return None
+    return re.sub(r"[][]", "", match.group(2))
+
+
+def _or_default(entry, key, default):
+    value = entry.get(key)
+    return default if value is None else value
+
+
+def external_record(entry, *, key_path):
+    """The record of a builder outside the inventory (an item of local_client_external_builders)."""
+    if not isinstance(entry, dict):
+        raise RecordError("local_client_external_builders: %r is not a dict" % (entry,))
+    for key in ("name", "uri", "systems"):
+        if not entry.get(key):
+            raise RecordError("local_client_external_builders: an entry has no %s: %r" % (key, entry))
+    uri = entry["uri"]
+    if not isinstance(uri, str):
+        raise RecordError("local_client_external_builders %s: uri %r is not a string" % (entry["name"], uri))
+    host = uri_host(uri)
+    return {
+        "name": "external:%s" % entry["name"],
+        "source": "external",
+        "uri": uri,
+        "alias": {},
+        "match_hosts": [host] if host else [],
+        "known_hosts": list(_or_default(entry, "known_hosts", [])),
+        "machine": {
+            "uri": uri,
+            "systems": entry["systems"],
+            "ssh_key": entry.get("ssh_key") or key_path,
+            "max_jobs": _integer(_or_default(entry, "max_jobs", 1), "external builder %s: max_jobs" % entry["name"]),
+            "speed_factor": _or_default(entry, "speed_factor", 1),
+            "supported_features": _or_default(entry, "supported_features", []),
+            "mandatory_features": _or_default(entry, "mandatory_features", []),
+            "public_host_key": _or_default(entry, "public_host_key", ""),
+        },
+    }
+
+
+def unconfigured_builders(hostvars, builders, client, present=True):
+    """Builders in the group, not withdrawn, that have no remote_builder_export in this run.
+
+    remote_builder did not run on them (unreachable, failed, or --limit): their previous
+    entries are kept as they were.
+    """
+    out = []
+    for b in _candidates(builders, client, present):
+        hv = _host_vars(hostvars, b)
+        if _present(hv) and _get(hv, "remote_builder_export") is None:
+            out.append(b)
+    return out
+
+
+def builder_records(hostvars, builders, client, *, nix_version, key_path, port_style="auto",
+                    external_builders=(), previous=(), present=True):
+    """Every record of this client, in the role's order.
+
+    The inventory builders (sorted, with remote_builder_export state present, not withdrawn),
+    then the external builders, then the previous records of the builders that were not
+    configured in this run.  Nothing at all when the client itself is withdrawn (present false).
+    """
+    uri_ports(nix_version, port_style)  # refuses an unknown port style before any builder is read
+    records = []
+    for b in _candidates(builders, client, present):
+        hv = _host_vars(hostvars, b)
+        export = _get(hv, "remote_builder_export") or {}
+        if not _present(hv) or export.get("state", "") != "present":
+            continue
+        records.append(inventory_record(b, export, _get(hv, "local_client_builder_overrides") or {},
+                                        key_path=key_path, nix_version=nix_version, port_style=port_style))
+    if present:
+        records.extend(external_record(x, key_path=key_path) for x in external_builders or [])
+    unconfigured = unconfigured_builders(hostvars, builders, client, present)
+    records.extend(r for r in previous or [] if r.get("name") in unconfigured)
+    return records
+
+
+def _unique(items):
+    seen = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _known_host_names(records):
+    return [line.split(" ")[0] for r in records for line in r.get("known_hosts", [])]
+
+
+def stale_entries(previous, records):
+    """What the last run added that no current record has: machines URIs and known_hosts names."""
+    uris = [r["uri"] for r in records]
+    names = _known_host_names(records)
+    return {
+        "uris": _unique(r["uri"] for r in previous or [] if r["uri"] not in uris),
+        "known_hosts": _unique(n for n in _known_host_names(previous or []) if n not in names),
+    }
+
+
+# NixOS: nix.buildMachines takes protocol, user and host apart (ssh:// and ssh-ng:// only).
+_NIXOS_URI = re.compile(r"^(ssh|ssh-ng)://(?:([^@/?]+)@)?(.+)$")
+
+
+def _whole_or_float(value, what):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RecordError("%s is %r, not a number" % (what, value)) from None
+    return int(number) if number.is_integer() else number
+
+
+def nixos_build_machine(machine):
+    """One nix.buildMachines item from a record's machine.
+
+    protocol is None for a URI that is not ssh:// or ssh-ng:// (hostName is then the whole URI),
+    which nix.buildMachines cannot express.  The query (?remote-program=...) stays in hostName,
+    which NixOS puts into the URI as it is.
+    """
+    match = _NIXOS_URI.search(machine["uri"])
+    mandatory = list(machine["mandatory_features"] or [])
+    entry = {
+        "protocol": match.group(1) if match else None,
+        "sshUser": (match.group(2) or None) if match else None,
+        "hostName": match.group(3) if match else machine["uri"],
+        "systems": machine["systems"],
+        "sshKey": machine["ssh_key"],
+        "maxJobs": _integer(machine["max_jobs"], "max_jobs of %s" % machine["uri"]),
+        "speedFactor": _whole_or_float(machine["speed_factor"], "speed_factor of %s" % machine["uri"]),
+        "supportedFeatures": sorted(set(machine["supported_features"] or []) - set(mandatory)),
+        "mandatoryFeatures": sorted(mandatory),
+    }
+    if machine.get("public_host_key"):
+        entry["publicHostKey"] = machine["public_host_key"]
+    return entry
+
+
+def nixos_known_hosts(records):
+    """programs.ssh.knownHosts from the records' known_hosts lines.
+
+    One entry per record and key, named after the record (``<name>-1``, ``<name>-2``... when a
+    record has lines with different keys, numbered in the keys' sort order), listing every host
+    name that key is pinned for.
+    """
+    out = {}
+    for r in records:
+        by_key = {}
+        for line in r.get("known_hosts") or []:
+            fields = line.split(" ")
+            if len(fields) < 3:
+                raise RecordError("%s: known_hosts line %r is not 'host keytype key'" % (r["name"], line))
+            by_key.setdefault(fields[1] + " " + fields[2], []).append(fields[0])
+        keys = sorted(by_key)
+        for index, key in enumerate(keys, 1):
+            name = r["name"] if len(keys) == 1 else "%s-%d" % (r["name"], index)
+            out[name] = {"hostNames": by_key[key], "publicKey": key}
+    return out
