@@ -19,7 +19,7 @@ description:
     daemon socket's permission, a missing C(nix-daemon), no trust, an unreachable builder, a missing C(ssh), a
     missing system feature, no builder taking the build), or as a timeout, or by the last line of the error.
   - The filter is pure and reads only its arguments.
-positional: _input, ping, build, found, client
+positional: _input, ping, build, found, client, reuse
 options:
   _input:
     description: The checks (P(nix_remote.builders.verify_checks#filter)).
@@ -45,6 +45,12 @@ options:
     description: The client's inventory name.
     type: string
     required: true
+  reuse:
+    description:
+      - The client's ssh connection reuse, C(configured) (the ssh settings on the client have C(ControlMaster)),
+        C(safe) and C(reason) (nix_info C(capabilities.ssh_reuse) and C(capabilities.ssh_reuse_reason)).
+      - When given, and there are checks, one more row says whether reuse is on and why (never a failure).
+    type: dictionary
 """
 
 EXAMPLES = r"""
@@ -66,7 +72,7 @@ _value:
       description: The client.
       type: string
     builder:
-      description: The builder's record name, V(-) when there is none.
+      description: The builder's record name, V(-) when there is none, V((ssh)) for the connection reuse row.
       type: string
     ok:
       description: Whether the client builds on the builder.
@@ -81,10 +87,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.nix_remote.builders.plugins.module_utils.verify_report import verify_rows as _verify_rows
 
 
-def verify_rows(checks, ping, build, found, client):
+def verify_rows(checks, ping, build, found, client, reuse=None):
     """The table rows of one client (see DOCUMENTATION)."""
     try:
-        return _verify_rows(checks, ping, build, found, client)
+        return _verify_rows(checks, ping, build, found, client, reuse)
     except (KeyError, IndexError, TypeError) as exc:
         raise AnsibleFilterError("verify_rows: results that do not belong to these checks (%r)" % (exc,)) from exc
 

@@ -151,8 +151,28 @@ def _row(check, ping, builds, founds):
     return True, "OK: %s built there%s (%s)" % (",".join(check["systems"]), how, output)
 
 
-def verify_rows(checks, ping_results, build_results, found_results, client):
-    """The table rows of one client: one per check, or one saying that there is nothing to check.
+def reuse_row(client, reuse):
+    """An informational row on the client's ssh connection reuse: on or off, and why.
+
+    ``reuse`` is ``{"configured": bool, "safe": bool, "reason": str}``: whether the ssh settings on
+    the client have ControlMaster, whether nix_info's capability table allows reuse for its Nix,
+    and that table's reason.  Never a failure: reuse is speed, not correctness.
+    """
+    configured, safe, reason = bool(reuse.get("configured")), bool(reuse.get("safe")), reuse.get("reason") or ""
+    if configured and safe:
+        text = "ssh connection reuse on: %s" % reason
+    elif configured:
+        text = "ssh connection reuse on although %s (forced by local_client_ssh_multiplexing)" % reason
+    elif safe:
+        text = "ssh connection reuse off (local_client_ssh_multiplexing: false), although %s" % reason
+    else:
+        text = "ssh connection reuse off: %s" % reason
+    return {"client": client, "builder": "(ssh)", "ok": True, "result": text}
+
+
+def verify_rows(checks, ping_results, build_results, found_results, client, reuse=None):
+    """The table rows of one client: one per check, or one saying that there is nothing to check,
+    then one on connection reuse when ``reuse`` is given (see reuse_row).
 
     ping_results are aligned with checks; build results carry [check, system] as their item, and
     the found results carry the build result as theirs.
@@ -165,6 +185,8 @@ def verify_rows(checks, ping_results, build_results, found_results, client):
         rows.append({"client": client, "builder": check["name"], "ok": ok, "result": result})
     if not checks:
         rows.append({"client": client, "builder": "-", "ok": False, "result": NO_BUILDERS})
+    elif reuse is not None:
+        rows.append(reuse_row(client, reuse))
     return rows
 
 

@@ -275,3 +275,9 @@ def test_verify_playbook_prints_an_ok_row_per_pair():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for client, builder in PAIRS:
         assert re.search(rf"{re.escape(client)}\s+{re.escape(builder)}\s+OK: ", result.stdout), result.stdout[-4000:]
+    # One more row per client says whether the daemon reuses its connections, and why.
+    for client in CLIENTS:
+        version = login(host_of(client), "nix-store --version").stdout.split()[-1]
+        state = "on" if reuse_expected(version) else "off"
+        assert re.search(rf"{re.escape(client)}\s+\(ssh\)\s+ssh connection reuse {state}\b.*{re.escape(version)}",
+                         result.stdout), result.stdout[-4000:]

@@ -288,3 +288,33 @@ def test_the_table_gathers_every_host_and_marks_a_host_that_failed_early():
 
 def test_the_table_of_no_hosts_is_its_header():
     assert verify_table([], {}) == {"rows": [], "lines": ["CLIENT  BUILDER  RESULT"]}
+
+
+# --------------------------------------------------------------- connection reuse row
+
+REASON_ON = "Nix 2.26.3 checks for a running master first (2.17 and later)"
+REASON_OFF = ("Nix 2.16.1 waits for ssh's `started` line on a reused connection, which never prints it "
+              "(NixOS/nix#8329; fixed in 2.17): builds would hang")
+
+
+@pytest.mark.parametrize(("configured", "safe", "reason", "text"), [
+    (True, True, REASON_ON, "ssh connection reuse on: " + REASON_ON),
+    (False, False, REASON_OFF, "ssh connection reuse off: " + REASON_OFF),
+    (True, False, REASON_OFF, "ssh connection reuse on although " + REASON_OFF + " (forced by local_client_ssh_multiplexing)"),
+    (False, True, REASON_ON, "ssh connection reuse off (local_client_ssh_multiplexing: false), although " + REASON_ON),
+])
+def test_the_reuse_row_says_on_or_off_and_why(configured, safe, reason, text):
+    c = check()
+    builds = [build(s, c=c) for s in c["systems"]]
+    rows = verify_rows([c], [ping()], builds, [found(b) for b in builds], "client",
+                       {"configured": configured, "safe": safe, "reason": reason})
+    assert [r["builder"] for r in rows] == ["b1", "(ssh)"]
+    assert rows[1] == {"client": "client", "builder": "(ssh)", "ok": True, "result": text}
+
+
+def test_no_reuse_row_without_builders_or_without_reuse_facts():
+    rows = verify_rows([], [], [], [], "client", {"configured": True, "safe": True, "reason": REASON_ON})
+    assert [r["builder"] for r in rows] == ["-"]
+    c = check()
+    builds = [build(s, c=c) for s in c["systems"]]
+    assert [r["builder"] for r in verify_rows([c], [ping()], builds, [found(b) for b in builds], "client")] == ["b1"]
