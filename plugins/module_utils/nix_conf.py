@@ -27,6 +27,8 @@ final newline and all).
 
 from __future__ import annotations
 
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import redact
+
 # Old setting names that Nix still accepts; each sets the canonical setting.
 ALIASES = {
     "build-max-jobs": "max-jobs",
@@ -241,7 +243,7 @@ def _parse_line(raw, number, source):
     tokens = _tokenize(content)
     if not tokens:
         return _Line(raw)
-    shown = content.strip(_WHITESPACE)
+    shown = redact(content.strip(_WHITESPACE))  # quoted in messages: no credential in them
     if len(tokens) < 2:
         raise NixConfError("syntax error in configuration line %r: expected 'name = value' (a lone word is not a setting)" % shown,
                            line=number, source=source)

@@ -218,6 +218,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.machines impor
 )
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf, NixConfError
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_target
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import secret_values
 
 BUILDER_SPEC = dict(
     uri=dict(type="str", required=True),
@@ -301,6 +302,11 @@ def apply_edits(doc: MachinesDocument, machines: list, absent: list, exclusive: 
                 doc.remove(existing.store_uri)
 
 
+def mask_secrets(module: AnsibleModule, *texts: str) -> None:
+    """Register credentials (URL passwords, and access-tokens in a nix.conf) for Ansible's masking."""
+    module.no_log_values.update(secret_values(texts))
+
+
 def follow_custom(module: AnsibleModule, main_path: str, main_conf: NixConf, value):
     """Move the edit to the nix.custom.conf that main_path includes, if any.
 
@@ -319,6 +325,7 @@ def follow_custom(module: AnsibleModule, main_path: str, main_conf: NixConf, val
                              "above the include, or set follow_custom_conf=false to edit it in place")
     path = check_symlink(custom_path, module.params["follow"])
     before, existed = read_config(path)
+    mask_secrets(module, before)
     conf = NixConf.parse(before, source=path)
     own = conf.get("builders")
     return path, before, existed, conf, own if own is not None else value
@@ -373,6 +380,7 @@ def edit_file(module: AnsibleModule) -> dict:
     """Read, change, re-check and install the file; returns the module result."""
     params = module.params
     nix_version = params["nix_version"]
+    mask_secrets(module, *(spec["uri"] for spec in params["builders"]))
     present, absent = [], []
     try:
         for index, spec in enumerate(params["builders"]):
@@ -392,6 +400,7 @@ def edit_file(module: AnsibleModule) -> dict:
     try:
         path = check_symlink(params["nix_conf_path"] if in_nix_conf else params["path"], params["follow"])
         before, existed = read_config(path)
+        mask_secrets(module, before)
         if in_nix_conf:
             main_path, conf = path, NixConf.parse(before, source=path)
             value = conf.get("builders")
@@ -428,6 +437,7 @@ def edit_file(module: AnsibleModule) -> dict:
         if machine.ssh_key and not os.path.isabs(machine.ssh_key):
             module.warn(f"{path}: the entry for {machine.store_uri} has the relative SSH key path {machine.ssh_key!r}, "
                         "which Nix 2.34 and later reject; use an absolute path")
+    mask_secrets(module, after)
     changed = after != before
     result = dict(
         changed=changed,
