@@ -252,7 +252,16 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task
         module.set_context_if_different(tmp, wanted, False)
 
     try:
-        replace_file(path, text.encode("utf-8"), mode, uid, gid, prepare)
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        raise ConfigFileError(f"{path}, line {line}: {text[exc.start:exc.end]!r} is not a character (not valid UTF-8); "
+                              "nothing was written") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ConfigFileError(f"{path}, line {line}: a NUL character cannot be written to a configuration file; nothing was written")
+    try:
+        replace_file(path, data, mode, uid, gid, prepare)
     except ConfigFileError:
         if backup_file:
             with contextlib.suppress(OSError):

@@ -198,6 +198,16 @@ def same_value(key, first, second):
     return False
 
 
+def _check_text(value):
+    """Refuse what no file can carry as written: NUL, and strings that are not Unicode (surrogates)."""
+    if "\x00" in value:
+        raise ValueError("value %r contains a NUL character, which Nix cannot read from a file" % (value,))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("value %r is not valid UTF-8 text" % (value,)) from None
+
+
 def to_nix_value(value):
     """Render a Python value the way nix.conf spells it.
 
@@ -222,6 +232,11 @@ def to_nix_value(value):
             raise ValueError("value %r contains '#', which starts a comment in nix.conf; Nix would cut the value there" % (value,))
         if "\n" in value or "\r" in value:
             raise ValueError("value %r contains a line break; nix.conf has no line continuations" % (value,))
+        _check_text(value)
+        read = " ".join(_tokenize(value))
+        if read != value:
+            raise ValueError("value %r would be read by Nix as %r: nix.conf splits a value into words on spaces and tabs "
+                             "and joins them with one space (no leading, trailing, doubled or tab whitespace)" % (value, read))
         return value
     raise ValueError("cannot write a %s as a nix.conf value (use a string, integer, boolean or list): %r" % (type(value).__name__, value))
 

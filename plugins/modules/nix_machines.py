@@ -62,10 +62,13 @@ options:
       uri:
         description:
           - Store URI of the builder, such as C(ssh-ng://remotebuild@builder1) or C(nix@host) (which Nix reads as C(ssh://nix@host)).
+          - Leading or trailing whitespace is refused. A password in the URI (C(scheme://user:password@host)) is masked in the output.
         type: str
         required: true
       systems:
-        description: System types the builder builds for. Empty means the client's own system.
+        description:
+          - System types the builder builds for. Empty means the client's own system.
+          - An empty name, or one with whitespace, C(,), C(#) or C(;), is refused (Nix would read it differently).
         type: list
         elements: str
         default: []
@@ -243,6 +246,8 @@ def check_uri(where: str, uri: str) -> None:
     stripped = uri.strip()
     if stripped in ("", "-"):
         raise ValueError(f"{where}.uri: {uri!r} is not a store URI (Nix reads '-' or nothing in column 1 as a missing URI)")
+    if stripped != uri:
+        raise ValueError(f"{where}.uri: {uri!r} has leading or trailing whitespace, which would not be written")
     normalized = normalize_store_uri(stripped)
     scheme, sep, rest = normalized.partition("://")
     if not sep:
@@ -260,6 +265,11 @@ def machine_from_params(index: int, spec: dict, nix_version: str) -> Machine:
     check_uri(where, spec["uri"])
     if spec["ssh_key"] and not os.path.isabs(spec["ssh_key"]):
         raise ValueError(f"{where}.ssh_key: {spec['ssh_key']!r} is not an absolute path (Nix 2.34 and later require one)")
+    for field in ("systems", "supported_features", "mandatory_features"):
+        for position, item in enumerate(spec[field]):
+            if not item or not item.strip():
+                # An empty name would silently vanish from the machines file (Nix drops empty set items).
+                raise ValueError(f"{where}.{field}[{position}]: {item!r} is empty; a system or feature needs a name")
     if spec["max_jobs"] < 0:
         raise ValueError(f"{where}.max_jobs: {spec['max_jobs']} is negative; Nix reads it as an unsigned integer")
     if spec["speed_factor"] < 0:
