@@ -332,6 +332,12 @@ def install(module, path: str, after: str, existed: bool, result: dict) -> None:
     In check mode nothing is written, but an existing file whose owner, group or mode differ from
     the task's is reported as changed, exactly as the real run would report it."""
     if module.check_mode:
+        # An owner, group or mode the real run cannot apply fails it before anything is written:
+        # check mode fails the same way, also when the content would change.
+        params = module.params
+        _resolve_id(path, "owner", params.get("owner"), lambda name: pwd.getpwnam(name).pw_uid)
+        _resolve_id(path, "group", params.get("group"), lambda name: grp.getgrnam(name).gr_gid)
+        _resolve_mode(path, params.get("mode"), 0o644)
         if not result["changed"] and os.path.exists(path):
             file_args = module.load_file_common_arguments(module.params, path=path)
             result["changed"] = module.set_fs_attributes_if_different(file_args, False)

@@ -222,6 +222,8 @@ def to_nix_value(value):
     if isinstance(value, (list, tuple)):
         items = []
         for item in value:
+            if isinstance(item, (list, tuple, dict)):
+                raise ValueError("list item %r is itself a list or dict; a nix.conf list holds words" % (item,))
             text = to_nix_value(item)
             if not text or _tokenize(text) != [text]:
                 raise ValueError("list item %r is empty or contains whitespace; nix.conf lists are separated by whitespace" % (item,))

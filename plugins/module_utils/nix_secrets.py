@@ -22,6 +22,11 @@ from __future__ import annotations
 
 import re
 
+# Strings shorter than this are not registered for masking: Ansible masks every occurrence of a
+# registered string anywhere in the output, so a one-letter item would garble every path and
+# message (and a credential that short protects nothing).
+MIN_MASKED_LENGTH = 4
+
 # Settings whose whole value is made of credentials (with their extra- forms).
 SECRET_SETTINGS = ("access-tokens", "impure-env")
 SECRET_KEYS = frozenset(name for base in SECRET_SETTINGS for name in (base, "extra-" + base))
@@ -33,7 +38,7 @@ _SPACE = re.compile(r"[ \t\r\n]+")
 
 
 def url_passwords(text):
-    """The passwords of every ``scheme://user:password@`` URL in ``text``."""
+    """The passwords of every ``scheme://user:password@`` URL in ``text`` (any length: ``redact`` replaces them in place)."""
     return {match.group(1) for match in _URL_PASSWORD.finditer(text)}
 
 
@@ -103,7 +108,7 @@ def secret_values(texts=(), settings=None):
             if isinstance(value, (list, tuple)):
                 for item in value:
                     values |= _value_pieces(str(item))
-    return values
+    return {value for value in values if len(value) >= MIN_MASKED_LENGTH}
 
 
 def redact(line):

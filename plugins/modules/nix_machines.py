@@ -222,6 +222,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.machines impor
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf, NixConfError
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_target
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import secret_values
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import check_candidate
 
 BUILDER_SPEC = dict(
     uri=dict(type="str", required=True),
@@ -400,7 +401,8 @@ def edit_file(module: AnsibleModule) -> dict:
             else:
                 present.append(machine_from_params(index, spec, nix_version))
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        # The file the entry was meant for, then the field: builders[N].field.
+        module.fail_json(msg=f"{params['nix_conf_path'] or params['path']}: {exc}")
     uris = [m.store_uri for m in present]
     duplicates = sorted({u for u in uris if uris.count(u) > 1})
     if duplicates:
@@ -449,6 +451,11 @@ def edit_file(module: AnsibleModule) -> dict:
                         "which Nix 2.34 and later reject; use an absolute path")
     mask_secrets(module, after)
     changed = after != before
+    if in_nix_conf and changed:
+        # Read as Nix reads it: within the include tree of the nix.conf (cycles, missing includes, bad lines).
+        ok, message = check_candidate(module, params["nix_conf_path"], path, after, validate_with_nix=False)
+        if not ok:
+            module.fail_json(msg=f"{path}: the edited file was not installed: {message}")
     result = dict(
         changed=changed,
         path=path,

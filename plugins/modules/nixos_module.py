@@ -250,7 +250,7 @@ def edit(module: AnsibleModule) -> dict:
     try:
         after = render_module(from_data(params["content"]), params["comment"] or "")
     except (TypeError, ValueError) as exc:
-        module.fail_json(msg=f"{path}: content: {exc}")
+        module.fail_json(msg=f"{path}: {exc}" if str(exc).startswith("content") else f"{path}: content: {exc}")
     import_path = import_path_for(path, params["configuration"])
     try:
         check_import_path(import_path)
