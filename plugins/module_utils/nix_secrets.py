@@ -120,3 +120,18 @@ def redact(line):
     if rest is not None and rest.strip(" \t\r"):
         line = line[:len(line) - len(rest)] + (" " if rest[:1] in (" ", "\t") else "") + "********"
     return line
+
+
+# In a Nix expression (a NixOS module): `access-tokens = "..."`, `= [ "..." ... ]` or `= { A = "..."; }`.
+_NIX_SECRET = re.compile(r'(?:"?(?:extra-)?(?:access-tokens|impure-env)"?)\s*=\s*(\[[^\]]*\]|\{[^}]*\}|"(?:[^"\\]|\\.)*")')
+_NIX_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def nix_expression_secrets(text):
+    """Credentials in a Nix expression as nixos_module writes it: the strings assigned to
+    access-tokens or impure-env (and their extra- forms), and every URL password."""
+    values = set(url_passwords(text))
+    for match in _NIX_SECRET.finditer(text):
+        for string in _NIX_STRING.findall(match.group(1)):
+            values |= _value_pieces(string)
+    return {value for value in values if len(value) >= MIN_MASKED_LENGTH}

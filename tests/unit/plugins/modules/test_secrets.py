@@ -141,3 +141,23 @@ def test_secret_values_and_redact():
     assert secret_values(["netrc-file = /etc/nix/netrc\nsecret-key-files = /k\n"], {}) == set()
     assert redact(f"access-tokens=x.com={OLD_SECRET}") == "access-tokens=********"
     assert redact("substituters https://u:pw@c") == "substituters https://u:********@c"
+
+
+def test_nixos_module_masks_credentials_in_nix_settings(tmp_path):
+    from ansible_collections.nix_remote.builders.plugins.modules import nixos_module
+
+    nixos = tmp_path / "nixos"
+    nixos.mkdir()
+    (nixos / "configuration.nix").write_text("{ config, pkgs, ... }:\n{\n  imports = [ ./hardware-configuration.nix ];\n}\n")
+    (nixos / "remote-builder.nix").write_text(
+        '{ config, lib, pkgs, ... }:\n{\n  nix = {\n    settings = {\n      access-tokens = [\n'
+        f'        "github.com={OLD_TOKEN}"\n      ];\n      substituters = [ "https://u:{OLD_SECRET}@c.example" ];\n    }};\n  }};\n}}\n')
+    content = {"nix": {"settings": {"access-tokens": [f"github.com={NEW_TOKEN}"], "impure-env": [f"TOKEN={NEW_SECRET}"],
+                                    "substituters": [f"https://u:{NEW_SECRET}x@c.example"], "cores": 3}}}
+    output, result = run_as_process(tmp_path, {"path": str(nixos / "remote-builder.nix"), "configuration": str(nixos / "configuration.nix"),
+                                               "content": content}, module=nixos_module)
+    assert result.get("changed") and not result.get("failed"), result
+    assert "cores = 3" in result["diff"][0]["after"] if isinstance(result["diff"], list) else "cores = 3" in result["diff"]["after"]
+    for secret in (OLD_TOKEN, NEW_TOKEN, OLD_SECRET, NEW_SECRET):
+        assert secret not in output
+    assert NEW_TOKEN in (nixos / "remote-builder.nix").read_text() and "********" in output
