@@ -39,9 +39,9 @@ options:
       - Settings to make effective, as a dictionary of setting name to value.
       - Booleans are written C(true)/C(false), lists are joined with spaces, integers as plain numbers.
       - Values cannot contain C(#) or a newline, since Nix would cut them there, nor a NUL character.
-      - A string value is refused when Nix would read it differently from how it is written: leading or trailing
-        whitespace, a tab, or several spaces in a row (Nix splits a value into words and joins them with one space).
-      - Credentials are masked in the result, the diff and the invocation: the values of C(access-tokens) and
+      - A string value is refused when Nix would read it differently from how it is written, that is with leading or
+        trailing whitespace, a tab, or several spaces in a row (Nix splits a value into words and joins them with one space).
+      - Credentials are masked in the result, the diff and the invocation. They are the values of C(access-tokens) and
         C(impure-env) (and their C(extra-) forms), and the password of every C(scheme://user:password@) URL in any setting.
       - C(extra-builders) is refused, because C(builders) is a string setting that Nix cannot append to.
     type: dict
