@@ -98,13 +98,16 @@ def run_module(monkeypatch, tmp_path):
     """Run a module's main() with the given args; returns the result dict (result['failed'] on failure)."""
     from ansible.module_utils import basic
 
+    from ansible.module_utils.common.parameters import remove_values
+
+    # Like the real exit_json/fail_json, credentials registered in no_log_values are masked.
     def exit_json(self, **kwargs):
         from ansible.module_utils.common.warnings import get_warning_messages
 
-        raise ModuleExit(dict(kwargs, failed=False, warnings=list(get_warning_messages())), failed=False)
+        raise ModuleExit(remove_values(dict(kwargs, failed=False, warnings=list(get_warning_messages())), self.no_log_values), failed=False)
 
     def fail_json(self, msg, **kwargs):
-        raise ModuleExit(dict(kwargs, msg=msg, failed=True), failed=True)
+        raise ModuleExit(remove_values(dict(kwargs, msg=msg, failed=True), self.no_log_values), failed=True)
 
     from ansible_collections.nix_remote.builders.plugins.module_utils import file_edit
 

@@ -252,7 +252,16 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task
         module.set_context_if_different(tmp, wanted, False)
 
     try:
-        replace_file(path, text.encode("utf-8"), mode, uid, gid, prepare)
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        raise ConfigFileError(f"{path}, line {line}: {text[exc.start:exc.end]!r} is not a character (not valid UTF-8); "
+                              "nothing was written") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ConfigFileError(f"{path}, line {line}: a NUL character cannot be written to a configuration file; nothing was written")
+    try:
+        replace_file(path, data, mode, uid, gid, prepare)
     except ConfigFileError:
         if backup_file:
             with contextlib.suppress(OSError):
@@ -323,6 +332,12 @@ def install(module, path: str, after: str, existed: bool, result: dict) -> None:
     In check mode nothing is written, but an existing file whose owner, group or mode differ from
     the task's is reported as changed, exactly as the real run would report it."""
     if module.check_mode:
+        # An owner, group or mode the real run cannot apply fails it before anything is written:
+        # check mode fails the same way, also when the content would change.
+        params = module.params
+        _resolve_id(path, "owner", params.get("owner"), lambda name: pwd.getpwnam(name).pw_uid)
+        _resolve_id(path, "group", params.get("group"), lambda name: grp.getgrnam(name).gr_gid)
+        _resolve_mode(path, params.get("mode"), 0o644)
         if not result["changed"] and os.path.exists(path):
             file_args = module.load_file_common_arguments(module.params, path=path)
             result["changed"] = module.set_fs_attributes_if_different(file_args, False)

@@ -454,6 +454,12 @@ def _format_speed(speed, version):
 def _check_token(value, field):
     if not value or value == "-" or _UNSAFE_TOKEN_CHARS.search(value):
         raise ValueError("%s %r cannot be written to a machines file (empty, '-', whitespace, '#' or ';')" % (field, value))
+    if "\x00" in value:
+        raise ValueError("%s %r contains a NUL character, which Nix cannot pass on" % (field, value))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("%s %r is not valid UTF-8 text" % (field, value)) from None
 
 
 def _render_list(items, field):

@@ -27,6 +27,8 @@ final newline and all).
 
 from __future__ import annotations
 
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import redact
+
 # Old setting names that Nix still accepts; each sets the canonical setting.
 ALIASES = {
     "build-max-jobs": "max-jobs",
@@ -196,6 +198,16 @@ def same_value(key, first, second):
     return False
 
 
+def _check_text(value):
+    """Refuse what no file can carry as written: NUL, and strings that are not Unicode (surrogates)."""
+    if "\x00" in value:
+        raise ValueError("value %r contains a NUL character, which Nix cannot read from a file" % (value,))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("value %r is not valid UTF-8 text" % (value,)) from None
+
+
 def to_nix_value(value):
     """Render a Python value the way nix.conf spells it.
 
@@ -210,6 +222,8 @@ def to_nix_value(value):
     if isinstance(value, (list, tuple)):
         items = []
         for item in value:
+            if isinstance(item, (list, tuple, dict)):
+                raise ValueError("list item %r is itself a list or dict; a nix.conf list holds words" % (item,))
             text = to_nix_value(item)
             if not text or _tokenize(text) != [text]:
                 raise ValueError("list item %r is empty or contains whitespace; nix.conf lists are separated by whitespace" % (item,))
@@ -220,6 +234,11 @@ def to_nix_value(value):
             raise ValueError("value %r contains '#', which starts a comment in nix.conf; Nix would cut the value there" % (value,))
         if "\n" in value or "\r" in value:
             raise ValueError("value %r contains a line break; nix.conf has no line continuations" % (value,))
+        _check_text(value)
+        read = " ".join(_tokenize(value))
+        if read != value:
+            raise ValueError("value %r would be read by Nix as %r: nix.conf splits a value into words on spaces and tabs "
+                             "and joins them with one space (no leading, trailing, doubled or tab whitespace)" % (value, read))
         return value
     raise ValueError("cannot write a %s as a nix.conf value (use a string, integer, boolean or list): %r" % (type(value).__name__, value))
 
@@ -241,7 +260,7 @@ def _parse_line(raw, number, source):
     tokens = _tokenize(content)
     if not tokens:
         return _Line(raw)
-    shown = content.strip(_WHITESPACE)
+    shown = redact(content.strip(_WHITESPACE))  # quoted in messages: no credential in them
     if len(tokens) < 2:
         raise NixConfError("syntax error in configuration line %r: expected 'name = value' (a lone word is not a setting)" % shown,
                            line=number, source=source)

@@ -47,7 +47,17 @@ class NixRaw:
 
 
 def render_string(value: str) -> str:
-    """A double-quoted Nix string; `${` is escaped so that nothing is interpolated."""
+    """A double-quoted Nix string; `${` is escaped so that nothing is interpolated.
+
+    Refused (ValueError): a NUL character, which ends the string where Nix reads it (`"a<NUL>b"`
+    evaluates to `"a"`), and text that is not Unicode (a lone surrogate cannot be written as UTF-8).
+    """
+    if "\x00" in value:
+        raise ValueError(f"{value!r} contains a NUL character, which ends a Nix string where Nix reads it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{value!r} is not valid UTF-8 text") from None
     out = []
     for index, char in enumerate(value):
         if char in ('"', "\\"):
@@ -93,6 +103,9 @@ def _render_scalar(value) -> str | None:
     if isinstance(value, int):
         if not _INT_MIN <= value <= _INT_MAX:
             raise ValueError(f"{value} does not fit a Nix integer (64-bit signed)")
+        if value == _INT_MIN:
+            # Nix reads `-N` as a negation of N, and 2^63 itself is not an integer literal.
+            return f"({_INT_MIN + 1} - 1)"
         return str(value)
     if isinstance(value, float):
         return _render_float(value)
@@ -112,7 +125,10 @@ def _needs_parens_in_list(value, text: str) -> bool:
 
 def render(value, indent: int = 0, where: str = "value") -> str:
     """Render value as a Nix expression whose first line is not indented and later lines are at `indent`."""
-    scalar = _render_scalar(value)
+    try:
+        scalar = _render_scalar(value)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
     if scalar is not None:
         return scalar
     pad, inner = INDENT * indent, INDENT * (indent + 1)
@@ -120,7 +136,10 @@ def render(value, indent: int = 0, where: str = "value") -> str:
         if not value:
             return "{ }"
         for key in value:
-            render_key(key)  # fail on a bad key before sorting can
+            try:
+                render_key(key)  # fail on a bad key before sorting can
+            except ValueError as exc:
+                raise ValueError(f"{where}: attribute name {exc}") from None
         lines = ["{"]
         for key in sorted(value):
             lines.append(f"{inner}{render_key(key)} = {render(value[key], indent + 1, f'{where}.{key}')};")

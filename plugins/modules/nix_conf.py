@@ -38,7 +38,11 @@ options:
     description:
       - Settings to make effective, as a dictionary of setting name to value.
       - Booleans are written C(true)/C(false), lists are joined with spaces, integers as plain numbers.
-      - Values cannot contain C(#) or a newline, since Nix would cut them there.
+      - Values cannot contain C(#) or a newline, since Nix would cut them there, nor a NUL character.
+      - A string value is refused when Nix would read it differently from how it is written, that is with leading or
+        trailing whitespace, a tab, or several spaces in a row (Nix splits a value into words and joins them with one space).
+      - Credentials are masked in the result, the diff and the invocation. They are the values of C(access-tokens) and
+        C(impure-env) (and their C(extra-) forms), and the password of every C(scheme://user:password@) URL in any setting.
       - C(extra-builders) is refused, because C(builders) is a string setting that Nix cannot append to.
     type: dict
     default: {}
@@ -146,6 +150,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf impor
     to_nix_value,
 )
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_target
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import secret_values
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import check_candidate
 
 
@@ -166,45 +171,14 @@ def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> None:
 def load(module: AnsibleModule, path: str) -> tuple[str, bool, NixConf]:
     try:
         text, existed = read_config(path)
+        mask_secrets(module, text)
         return text, existed, NixConf.parse(text, source=path)
     except (ConfigFileError, NixConfError) as exc:
         module.fail_json(msg=str(exc))
 
 
-# nix.conf settings whose value is a credential (Nix's settings, checked against libstore and
-# libfetchers): access-tokens holds "host=token" pairs. netrc-file, secret-key-files and the SSH
-# keys in builders are paths to secrets, not secrets, and are shown as they are.
-SECRET_SETTINGS = ("access-tokens",)
-
-
-def secret_values(texts, settings: dict) -> set:
-    """Every credential string in the given nix.conf texts and the task's settings: whole values,
-    each item and each token after '=', so Ansible masks them wherever they appear."""
-    values = set()
-
-    def add(value: str) -> None:
-        for item in value.split():
-            values.add(item)
-            token = item.partition("=")[2]
-            if token:
-                values.add(token)
-        if value.strip():
-            values.add(value.strip())
-
-    secret_keys = {name for base in SECRET_SETTINGS for name in (base, "extra-" + base)}
-    for text in texts:
-        for line in text.split("\n"):
-            tokens = line.split("#", 1)[0].split()
-            if len(tokens) >= 2 and tokens[0] in secret_keys and tokens[1] == "=":
-                add(" ".join(tokens[2:]))
-    for key, value in settings.items():
-        if key in secret_keys and value is not None:
-            add(" ".join(str(item) for item in value) if isinstance(value, (list, tuple)) else str(value))
-    return values
-
-
 def mask_secrets(module: AnsibleModule, *texts: str) -> None:
-    """Register the credentials for Ansible's no_log masking (result, invocation and diff)."""
+    """Register the credentials for Ansible's no_log masking (result, invocation and diff): see nix_secrets."""
     module.no_log_values.update(secret_values(texts, module.params["settings"]))
 
 
@@ -247,7 +221,6 @@ def edit(module: AnsibleModule) -> dict:
         module.fail_json(msg=str(exc))
     mask_secrets(module)
     before, existed, conf = load(module, path)
-    mask_secrets(module, before)
     # The path as the task names it: Nix reads NIX_CONF_DIR/nix.conf even when that is a symlink, and
     # resolves relative includes from there.
     requested = module.params["path"]
@@ -262,7 +235,6 @@ def edit(module: AnsibleModule) -> dict:
             except ConfigFileError as exc:
                 module.fail_json(msg=str(exc))
             before, existed, conf = load(module, path)
-            mask_secrets(module, before)
 
     apply_changes(module, conf, path)
     after = conf.render()

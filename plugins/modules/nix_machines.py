@@ -62,10 +62,13 @@ options:
       uri:
         description:
           - Store URI of the builder, such as C(ssh-ng://remotebuild@builder1) or C(nix@host) (which Nix reads as C(ssh://nix@host)).
+          - Leading or trailing whitespace is refused. A password in the URI (C(scheme://user:password@host)) is masked in the output.
         type: str
         required: true
       systems:
-        description: System types the builder builds for. Empty means the client's own system.
+        description:
+          - System types the builder builds for. Empty means the client's own system.
+          - An empty name, or one with whitespace, C(,), C(#) or C(;), is refused (Nix would read it differently).
         type: list
         elements: str
         default: []
@@ -218,6 +221,8 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.machines impor
 )
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf, NixConfError
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_target
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import secret_values
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import check_candidate
 
 BUILDER_SPEC = dict(
     uri=dict(type="str", required=True),
@@ -242,6 +247,8 @@ def check_uri(where: str, uri: str) -> None:
     stripped = uri.strip()
     if stripped in ("", "-"):
         raise ValueError(f"{where}.uri: {uri!r} is not a store URI (Nix reads '-' or nothing in column 1 as a missing URI)")
+    if stripped != uri:
+        raise ValueError(f"{where}.uri: {uri!r} has leading or trailing whitespace, which would not be written")
     normalized = normalize_store_uri(stripped)
     scheme, sep, rest = normalized.partition("://")
     if not sep:
@@ -259,6 +266,11 @@ def machine_from_params(index: int, spec: dict, nix_version: str) -> Machine:
     check_uri(where, spec["uri"])
     if spec["ssh_key"] and not os.path.isabs(spec["ssh_key"]):
         raise ValueError(f"{where}.ssh_key: {spec['ssh_key']!r} is not an absolute path (Nix 2.34 and later require one)")
+    for field in ("systems", "supported_features", "mandatory_features"):
+        for position, item in enumerate(spec[field]):
+            if not item or not item.strip():
+                # An empty name would silently vanish from the machines file (Nix drops empty set items).
+                raise ValueError(f"{where}.{field}[{position}]: {item!r} is empty; a system or feature needs a name")
     if spec["max_jobs"] < 0:
         raise ValueError(f"{where}.max_jobs: {spec['max_jobs']} is negative; Nix reads it as an unsigned integer")
     if spec["speed_factor"] < 0:
@@ -301,6 +313,11 @@ def apply_edits(doc: MachinesDocument, machines: list, absent: list, exclusive: 
                 doc.remove(existing.store_uri)
 
 
+def mask_secrets(module: AnsibleModule, *texts: str) -> None:
+    """Register credentials (URL passwords, and access-tokens in a nix.conf) for Ansible's masking."""
+    module.no_log_values.update(secret_values(texts))
+
+
 def follow_custom(module: AnsibleModule, main_path: str, main_conf: NixConf, value):
     """Move the edit to the nix.custom.conf that main_path includes, if any.
 
@@ -319,6 +336,7 @@ def follow_custom(module: AnsibleModule, main_path: str, main_conf: NixConf, val
                              "above the include, or set follow_custom_conf=false to edit it in place")
     path = check_symlink(custom_path, module.params["follow"])
     before, existed = read_config(path)
+    mask_secrets(module, before)
     conf = NixConf.parse(before, source=path)
     own = conf.get("builders")
     return path, before, existed, conf, own if own is not None else value
@@ -373,6 +391,7 @@ def edit_file(module: AnsibleModule) -> dict:
     """Read, change, re-check and install the file; returns the module result."""
     params = module.params
     nix_version = params["nix_version"]
+    mask_secrets(module, *(spec["uri"] for spec in params["builders"]))
     present, absent = [], []
     try:
         for index, spec in enumerate(params["builders"]):
@@ -382,7 +401,8 @@ def edit_file(module: AnsibleModule) -> dict:
             else:
                 present.append(machine_from_params(index, spec, nix_version))
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        # The file the entry was meant for, then the field: builders[N].field.
+        module.fail_json(msg=f"{params['nix_conf_path'] or params['path']}: {exc}")
     uris = [m.store_uri for m in present]
     duplicates = sorted({u for u in uris if uris.count(u) > 1})
     if duplicates:
@@ -392,6 +412,7 @@ def edit_file(module: AnsibleModule) -> dict:
     try:
         path = check_symlink(params["nix_conf_path"] if in_nix_conf else params["path"], params["follow"])
         before, existed = read_config(path)
+        mask_secrets(module, before)
         if in_nix_conf:
             main_path, conf = path, NixConf.parse(before, source=path)
             value = conf.get("builders")
@@ -428,7 +449,13 @@ def edit_file(module: AnsibleModule) -> dict:
         if machine.ssh_key and not os.path.isabs(machine.ssh_key):
             module.warn(f"{path}: the entry for {machine.store_uri} has the relative SSH key path {machine.ssh_key!r}, "
                         "which Nix 2.34 and later reject; use an absolute path")
+    mask_secrets(module, after)
     changed = after != before
+    if in_nix_conf and changed:
+        # Read as Nix reads it: within the include tree of the nix.conf (cycles, missing includes, bad lines).
+        ok, message = check_candidate(module, params["nix_conf_path"], path, after, validate_with_nix=False)
+        if not ok:
+            module.fail_json(msg=f"{path}: the edited file was not installed: {message}")
     result = dict(
         changed=changed,
         path=path,

@@ -44,6 +44,9 @@ options:
       - Strings, numbers, booleans, lists and C(null) map to their Nix counterparts.
       - "A dictionary whose only key is C(__nix_raw) is written verbatim as a Nix expression,
         for example C({__nix_raw: pkgs.bashInteractive})."
+      - A string with a NUL character (Nix would end the string there) or that is not valid UTF-8 is refused, naming the field.
+      - Credentials in C(nix.settings) (C(access-tokens), C(impure-env), and the password of any C(scheme://user:password@) URL
+        anywhere in O(content)) are masked in the result and the diff.
     type: dict
     required: true
   comment:
@@ -169,6 +172,11 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit impo
     write_atomic,
 )
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import NIX_BIN_DIRS
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import (
+    nix_expression_secrets,
+    secret_values,
+    url_passwords,
+)
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_expr import (
     ImportEditError,
     add_import,
@@ -243,14 +251,28 @@ def plan_import(module: AnsibleModule, import_path: str, result: dict) -> tuple[
     return path, before, after, existed
 
 
+def mask_secrets(module: AnsibleModule, *texts: str) -> None:
+    """Register the credentials of content's nix.settings, and URL passwords anywhere, for Ansible's masking."""
+    content = module.params["content"] or {}
+    nix = content.get("nix") if isinstance(content.get("nix"), dict) else {}
+    settings = nix.get("settings") if isinstance(nix.get("settings"), dict) else {}
+    found = secret_values((), settings) | url_passwords(repr(content))
+    for text in texts:
+        found |= nix_expression_secrets(text)
+    module.no_log_values.update(value for value in found if len(value) >= 4)
+
+
 def edit(module: AnsibleModule) -> dict:
     """Render, check and install the module file and the import; returns the module result."""
     params = module.params
+    mask_secrets(module)
     path, before, existed = read(module, params["path"])
+    mask_secrets(module, before)
     try:
         after = render_module(from_data(params["content"]), params["comment"] or "")
     except (TypeError, ValueError) as exc:
-        module.fail_json(msg=f"{path}: content: {exc}")
+        module.fail_json(msg=f"{path}: {exc}" if str(exc).startswith("content") else f"{path}: content: {exc}")
+    mask_secrets(module, after)
     import_path = import_path_for(path, params["configuration"])
     try:
         check_import_path(import_path)

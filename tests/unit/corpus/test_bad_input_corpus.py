@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import stat
 import subprocess
 
@@ -17,13 +18,14 @@ import pytest
 import yaml
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit import MAX_CONFIG_BYTES
-from ansible_collections.nix_remote.builders.plugins.modules import nix_conf, nix_machines
+from ansible_collections.nix_remote.builders.plugins.modules import nix_conf, nix_machines, nixos_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULES = {"nix_conf": nix_conf.main, "nix_machines": nix_machines.main}
+MODULES = {"nix_conf": nix_conf.main, "nix_machines": nix_machines.main, "nixos_module": nixos_module.main}
 # Categories whose input is a file: their message must name it.
 FILE_CATEGORIES = {"nix.conf line", "machines entry", "huge file", "non-UTF-8", "symlink", "read-only file system",
-                   "include tree", "validation by Nix", "custom conf override", "file reference", "legacy entry"}
+                   "include tree", "validation by Nix", "custom conf override", "file reference", "legacy entry",
+                   "non-regular target", "secret", "string survival", "file attributes", "check mode"}
 
 
 def load_table() -> dict:
@@ -112,6 +114,9 @@ def prepare(case: dict, tmp_path, read_only) -> tuple:
             handle.write(substitute(text, places).encode(case.get("encoding", "utf-8")))
     for name in case.get("fifos", []):
         os.mkfifo(os.path.join(places["dir"], name))
+    for name in case.get("sockets", []):
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(os.path.join(places["dir"], name))  # the socket file stays after close
     for name, target in case.get("symlinks", {}).items():
         os.symlink(substitute(target, places), os.path.join(places["dir"], name))
     if "huge" in case:
@@ -131,6 +136,8 @@ def test_bad_input_is_refused_and_no_file_changes(case, run_module, tmp_path, re
     message = result["msg"]
     for expected in substitute(case["expect"], places):
         assert expected in message, f"{expected!r} not in {message!r}"
+    for secret in case.get("secrets", []):
+        assert secret not in repr(result), f"{secret!r} shown in {result!r}"
     assert snapshot(directories) == before
 
 
@@ -193,7 +200,7 @@ def test_symlink_is_edited_when_follow_is_set(run_module, tmp_path, read_only):
 def test_table_is_well_formed():
     ids = [case["id"] for case in CASES]
     assert len(ids) == len(set(ids)), "duplicate ids"
-    assert len(CASES) >= 151
+    assert len(CASES) >= 250
     for case in CASES:
         assert case["module"] in MODULES and case["expect"], case["id"]
         if case["category"] in FILE_CATEGORIES:

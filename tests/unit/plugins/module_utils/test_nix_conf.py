@@ -367,13 +367,17 @@ def test_unset_last_line_without_final_newline():
     (["root", "@wheel"], "root @wheel"),
     ([], ""),
     ("@/etc/nix/machines", "@/etc/nix/machines"),
-    ("a  b", "a  b"),
+    ("a b=c =", "a b=c ="),
+    ("", ""),
+    ("caf\u00e9 \u2603", "caf\u00e9 \u2603"),
 ])
 def test_to_nix_value(value, expected):
     assert to_nix_value(value) == expected
 
 
-@pytest.mark.parametrize("value", ["a#b", "a\nb", ["a b"], [""], None, 1.5, {"a": 1}])
+@pytest.mark.parametrize("value", ["a#b", "a\nb", ["a b"], [""], None, 1.5, {"a": 1},
+                                   # Nix would read these differently (whitespace collapses), or not at all:
+                                   "a  b", " a", "a ", "a\tb", "a\x00b", "\udcff", ["a\x00"]])
 def test_to_nix_value_rejects(value):
     with pytest.raises(ValueError):
         to_nix_value(value)
@@ -388,7 +392,7 @@ SETTABLE_KEYS = [key for key in KEYS if key != "extra-builders"]
 
 blank = st.text(alphabet=" \t\r", max_size=4)
 nonblank = st.text(alphabet=" \t\r", min_size=1, max_size=3)
-token = st.text(alphabet=st.characters(blacklist_characters=" \t\r\n#", blacklist_categories=("Cs",)), min_size=1, max_size=8)
+token = st.text(alphabet=st.characters(blacklist_characters=" \t\r\n#\x00", blacklist_categories=("Cs",)), min_size=1, max_size=8)
 comment = st.one_of(st.just(""), st.builds(lambda gap, text: gap + "#" + text, blank, st.text(
     alphabet=st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=10)))
 value_tokens = st.lists(token, max_size=3)
