@@ -103,9 +103,12 @@ SINCE = {
 }
 
 # What Lix has: the capabilities of its Nix 2.18 base (its own numbering says nothing about
-# Nix's), minus what it parses its own way. Lix's machines parser splits on `;` first.
+# Nix's), minus what it parses its own way (its machines parser splits on `;` first), plus
+# LIX_WITH: what the collection read from Lix's number (2.9x >= 2.19, 2.20) before this table
+# and keeps doing. Lix's own source is not checked here; a Lix test host would settle them.
 LIX_BASE = (2, 18)
 LIX_WITHOUT = ("port_in_uri", "config_show", "machines_comments_first")
+LIX_WITH = ("store_info", "float_speed_factor")
 
 
 def ssh_reuse_policy(version: str | None, implementation: str | None = "nix") -> dict:
@@ -152,6 +155,8 @@ def supports(capability: str, version, implementation: str | None = "nix") -> bo
     if is_lix(vt, implementation):
         if capability in LIX_WITHOUT:
             return False
+        if capability in LIX_WITH:
+            return True
         vt = LIX_BASE
     since = SINCE[capability]
     ranges = since if isinstance(since, list) else [(since, None)]
