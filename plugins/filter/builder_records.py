@@ -46,9 +46,17 @@ options:
     type: string
     required: true
   nix_version:
-    description: The client's Nix version, for example C(2.26.3).
+    description:
+      - The client's Nix version, for example C(2.26.3), read through the capability table when
+        O(capabilities) is not given.
     type: string
-    required: true
+  capabilities:
+    description:
+      - The client Nix's capability booleans (M(nix_remote.builders.nix_info)'s C(capabilities)); the filter
+        reads C(port_in_uri) and C(host_key_column). Takes precedence over O(nix_version). One of the two is
+        needed; with neither the client is taken to run Nix 2.4.
+    type: dictionary
+    version_added: 0.2.0
   key_path:
     description: The private key the client's daemon uses for inventory builders (and external ones without C(ssh_key)).
     type: string
@@ -79,11 +87,12 @@ options:
 """
 
 EXAMPLES = r"""
+# nix: the registered result of nix_remote.builders.nix_info on the client.
 - name: Work out the builders
   ansible.builtin.set_fact:
     records: >-
       {{ groups['nix_builders'] | nix_remote.builders.builder_records(hostvars,
-           client=inventory_hostname, nix_version='2.26.3', key_path='/root/.ssh/nix_remote_builders_ed25519') }}
+           client=inventory_hostname, capabilities=nix.capabilities, key_path='/root/.ssh/nix_remote_builders_ed25519') }}
 
 # With builder1 exporting address 192.0.2.10, port 22, user remotebuild, protocol ssh-ng:
 #   records[0].uri == 'ssh-ng://remotebuild@192.0.2.10'
@@ -110,13 +119,15 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_record
 )
 
 
-def builder_records(builders, hostvars, client, nix_version, key_path, port_style="auto",
-                    external_builders=None, previous=None, present=True):
+def builder_records(builders, hostvars, client, nix_version=None, key_path=None, port_style="auto",
+                    external_builders=None, previous=None, present=True, capabilities=None):
     """Records of every builder of a client (see DOCUMENTATION)."""
+    if not key_path:
+        raise AnsibleFilterError("builder_records: key_path is required")
     try:
         return _builder_records(hostvars, builders, client, nix_version=nix_version, key_path=key_path,
                                 port_style=port_style, external_builders=external_builders or [],
-                                previous=previous or [], present=present)
+                                previous=previous or [], present=present, capabilities=capabilities)
     except (RecordError, ValueError) as exc:
         raise AnsibleFilterError("builder_records: %s" % exc) from exc
 

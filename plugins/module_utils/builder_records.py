@@ -41,12 +41,9 @@ from __future__ import annotations
 import re
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.machines import parse_nix_version
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import capabilities as nix_capabilities
 
 PORT_STYLES = ("auto", "uri", "alias")
-
-# The first Nix that reads machines column 8, and the first that takes user@host:port.
-HOST_KEY_COLUMN_SINCE = (2, 4, 0)
-URI_PORT_SINCE = (2, 31, 0)
 
 _ALIAS_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
 # scheme://[user@]host: the host of an external builder's URI, IPv6 literals in brackets.
@@ -102,16 +99,26 @@ def _candidates(builders, client, present):
     return sorted(b for b in (builders or []) if b != client)
 
 
-def uri_ports(nix_version, port_style="auto"):
+def client_capabilities(nix_version=None, capabilities=None):
+    """The client Nix's capability table: CAPABILITIES (nix_info's) when given, else the table
+    for NIX_VERSION (None is taken as 2.4, the oldest format written; ValueError for text that
+    is no version)."""
+    if capabilities is not None:
+        return capabilities
+    return nix_capabilities(parse_nix_version(nix_version))
+
+
+def uri_ports(nix_version, port_style="auto", capabilities=None):
     """True when a port other than 22 goes into the builder URI (user@host:port)."""
     if port_style not in PORT_STYLES:
         raise RecordError("local_client_port_style is %r; it must be one of %s" % (port_style, ", ".join(PORT_STYLES)))
-    return port_style == "uri" or (port_style == "auto" and parse_nix_version(nix_version) >= URI_PORT_SINCE)
+    return port_style == "uri" or (
+        port_style == "auto" and bool(client_capabilities(nix_version, capabilities).get("port_in_uri")))
 
 
-def host_key_column(nix_version):
+def host_key_column(nix_version, capabilities=None):
     """True when the client's Nix reads machines column 8 (the builder's host key)."""
-    return parse_nix_version(nix_version) >= HOST_KEY_COLUMN_SINCE
+    return bool(client_capabilities(nix_version, capabilities).get("host_key_column"))
 
 
 def alias_name(builder):
@@ -119,7 +126,8 @@ def alias_name(builder):
     return "nix-builder-" + _ALIAS_UNSAFE.sub("-", builder)
 
 
-def inventory_record(name, export, overrides=None, *, key_path, nix_version, port_style="auto"):
+def inventory_record(name, export, overrides=None, *, key_path, nix_version=None, port_style="auto",
+                     capabilities=None):
     """The record of one inventory builder from its remote_builder_export and overrides."""
     e = dict(export)
     e.update(overrides or {})
@@ -132,8 +140,9 @@ def inventory_record(name, export, overrides=None, *, key_path, nix_version, por
         raise RecordError("builder %s: address is empty" % name)
     port = _integer(e["port"], "builder %s: port" % name)
     host = "[" + address + "]" if ":" in address else address
-    use_alias = port != 22 and not uri_ports(nix_version, port_style)
-    column_8 = host_key_column(nix_version)
+    caps = client_capabilities(nix_version, capabilities)
+    use_alias = port != 22 and not uri_ports(nix_version, port_style, caps)
+    column_8 = host_key_column(nix_version, caps)
     alias = alias_name(name)
     authority = "%s@%s" % (e["user"], alias if use_alias else host)
     if port != 22 and not use_alias:
@@ -222,15 +231,18 @@ def unconfigured_builders(hostvars, builders, client, present=True):
     return out
 
 
-def builder_records(hostvars, builders, client, *, nix_version, key_path, port_style="auto",
-                    external_builders=(), previous=(), present=True):
+def builder_records(hostvars, builders, client, *, nix_version=None, key_path, port_style="auto",
+                    external_builders=(), previous=(), present=True, capabilities=None):
     """Every record of this client, in the role's order.
 
     The inventory builders (sorted, with remote_builder_export state present, not withdrawn),
     then the external builders, then the previous records of the builders that were not
     configured in this run.  Nothing at all when the client itself is withdrawn (present false).
     """
-    uri_ports(nix_version, port_style)  # refuses an unknown port style before any builder is read
+    # The client's capabilities (nix_info's, or the table's for nix_version); refuses an unknown
+    # port style or version before any builder is read.
+    capabilities = client_capabilities(nix_version, capabilities)
+    uri_ports(nix_version, port_style, capabilities)
     records = []
     for b in _candidates(builders, client, present):
         hv = _host_vars(hostvars, b)
@@ -238,7 +250,7 @@ def builder_records(hostvars, builders, client, *, nix_version, key_path, port_s
         if not _present(hv) or export.get("state", "") != "present":
             continue
         records.append(inventory_record(b, export, _get(hv, "local_client_builder_overrides") or {},
-                                        key_path=key_path, nix_version=nix_version, port_style=port_style))
+                                        key_path=key_path, port_style=port_style, capabilities=capabilities))
     if present:
         records.extend(external_record(x, key_path=key_path) for x in external_builders or [])
     unconfigured = unconfigured_builders(hostvars, builders, client, present)

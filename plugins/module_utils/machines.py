@@ -26,6 +26,11 @@ import stat
 import struct
 from dataclasses import dataclass
 
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import (
+    nix_version_tuple,
+    supports,
+)
+
 __all__ = [
     "Machine",
     "MachinesDocument",
@@ -59,7 +64,6 @@ _UNSIGNED_INT = re.compile(r"\+?[0-9]+\Z")
 # What boost::lexical_cast<float> accepts, minus inf/nan, which no sane machines file holds.
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _BASE64_BAD_CHAR = re.compile(r"[^A-Za-z0-9+/\n]")
-_VERSION = re.compile(r"([0-9]+)\.([0-9]+)(?:\.([0-9]+))?")
 _UINT_MAX = 2 ** 32 - 1
 # Nix >= 2.26 parses the store URI (StoreReference::parse); a URL may hold only these characters,
 # anything else (non-ASCII, '\\', '^', ...) is "Cannot parse Nix store" and fails the whole list.
@@ -424,22 +428,20 @@ def parse_machines(text, default_systems=(), *, source="<builders>"):
 def parse_nix_version(version):
     """Return (major, minor, patch) of a Nix version such as ``2.26.3`` or ``2.31.0pre2025``.
 
-    None means unknown, treated as 2.4 (the oldest version whose format we write).
+    None means unknown, treated as 2.4 (the oldest version whose format we write). Parsed by
+    nix_capabilities.nix_version_tuple; ValueError for text without a version.
     """
     if version is None:
         return (2, 4, 0)
-    if isinstance(version, (tuple, list)):
-        parts = tuple(int(part) for part in version) + (0, 0, 0)
-        return parts[:3]
-    match = _VERSION.search(str(version))
-    if not match:
+    parts = nix_version_tuple(version)
+    if not parts:
         raise ValueError("nix_version: %r is not a Nix version such as '2.26.3'" % (version,))
-    return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+    return (parts + (0, 0, 0))[:3]
 
 
 def _format_speed(speed, version):
     whole = speed.is_integer()
-    if version < (2, 20, 0):
+    if not supports("float_speed_factor", version):
         # Before 2.20 Nix reads the speed factor as an unsigned integer: "1.5" is an error there.
         if not whole or speed > _UINT_MAX:
             raise ValueError(
@@ -500,7 +502,7 @@ def render_machine(machine, nix_version="2.4"):
         if not machine.ssh_key.startswith("/"):
             raise ValueError("ssh_key %r must be an absolute path (Nix 2.34 and later reject relative paths)" % machine.ssh_key)
         columns[2] = machine.ssh_key
-    if version >= (2, 4, 0):
+    if supports("host_key_column", version):
         if machine.public_host_key:
             _check_token(machine.public_host_key, "public_host_key")
         columns.append(machine.public_host_key or "-")

@@ -14,6 +14,11 @@ import base64
 import os
 import re
 
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import (  # noqa: F401 (re-exported)
+    nix_version_tuple,
+    supports,
+)
+
 DEFAULT_ROOT = "/"
 
 # Where Nix's binaries live when they are not on the non-interactive PATH (facts P1), most
@@ -74,16 +79,6 @@ def parse_nix_version(output: str) -> str | None:
     return None
 
 
-def nix_version_tuple(version: str | None) -> tuple[int, ...]:
-    """``"2.26.3"`` -> ``(2, 26, 3)``; ``"2.4pre2021"`` -> ``(2, 4)``; ``None`` -> ``()``."""
-    if not version:
-        return ()
-    match = _VERSION_RE.match(version.strip())
-    if not match:
-        return ()
-    return tuple(int(part) for part in match.group(1).split("."))
-
-
 def nix_implementation(output: str) -> str:
     """Which Nix the version line names: ``nix``, ``determinate`` or ``lix``."""
     lowered = output.lower()
@@ -101,15 +96,18 @@ def config_show_argv(nix_bin: str, version: str | None, implementation: str = "n
     experimental feature from 2.4 on (the flag does not exist before 2.4). Lix forked at 2.18 and
     numbers itself 2.90+, so for it and for unknown versions both spellings are tried.
     """
-    vt = nix_version_tuple(version)
-    if vt and vt < (2, 4):
-        return [[nix_bin, "show-config"]]
+    if not nix_version_tuple(version):
+        known = False
+    else:
+        known = True
+        if not supports("experimental_features", version, implementation):
+            return [[nix_bin, "show-config"]]
     flag = ["--extra-experimental-features", "nix-command"]
     new = [nix_bin] + flag + ["config", "show"]
     old = [nix_bin] + flag + ["show-config"]
-    if implementation == "lix" or not vt:
+    if implementation == "lix" or not known:
         return [new, old]
-    return [new, old] if vt >= (2, 20) else [old, new]
+    return [new, old] if supports("config_show", version, implementation) else [old, new]
 
 
 def parse_config_show(output: str) -> dict[str, str]:

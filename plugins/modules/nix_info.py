@@ -107,6 +107,30 @@ capabilities:
       description: An untrusted build user can build with signed inputs over ssh-ng (Nix 2.16 and later).
       type: bool
       returned: always
+    extra_settings:
+      description:
+        - C(extra-<setting>) appends to any list setting, for example C(extra-trusted-users) (Nix 2.4 and later);
+          before, C(trusted-users) itself must be edited.
+      type: bool
+      returned: always
+    experimental_features:
+      description: The C(experimental-features) setting and the C(nix-command) gate exist (Nix 2.4 and later).
+      type: bool
+      returned: always
+    store_info:
+      description: C(nix store info) exists (Nix 2.19 and later), else C(nix store ping).
+      type: bool
+      returned: always
+    float_speed_factor:
+      description: A machines speed factor may be a decimal such as C(1.5) (Nix 2.20 and later).
+      type: bool
+      returned: always
+    machines_comments_first:
+      description:
+        - A machines text is cut at C(#) before C(;) splits entries (Nix 2.29, backported to 2.28.2 and 2.24.15);
+          before, a C(;) in a comment starts an entry.
+      type: bool
+      returned: always
   sample:
     ssh_reuse: true
     ssh_reuse_reason: Nix 2.26.3 checks for a running master first (2.17 and later)
@@ -114,6 +138,11 @@ capabilities:
     port_in_uri: false
     config_show: true
     signing_remote_builds: true
+    extra_settings: true
+    experimental_features: true
+    store_info: true
+    float_speed_factor: true
+    machines_comments_first: false
 multi_user:
   description: Whether a Nix daemon is installed (a service for it, NixOS, or the daemon socket directory).
   returned: always

@@ -219,6 +219,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.machines impor
     parse_nix_version,
     render_machine,
 )
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import guess_implementation, supports
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf, NixConfError
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_target
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import secret_values
@@ -345,8 +346,8 @@ def follow_custom(module: AnsibleModule, main_path: str, main_conf: NixConf, val
 def check_legacy(module: AnsibleModule, text: str, where: str, exclusive: bool, nix_version: str, inline: bool) -> None:
     """Report what a client Nix below 2.29 (or Lix) reads differently from the rule we parse by."""
     version = parse_nix_version(nix_version)
-    # Lix numbers its releases 2.90 and up and still splits the old way; Nix itself is far below 2.90.
-    if (2, 29, 0) <= version < (2, 90, 0) or version >= (3, 0, 0):
+    # Lix numbers its releases 2.90 and up and still splits the old way (nix_capabilities).
+    if supports("machines_comments_first", version, guess_implementation(version)):
         return
     marker = "\x00source\x00"
     found = legacy_parse_differences(text, source=marker)

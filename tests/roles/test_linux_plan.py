@@ -132,6 +132,20 @@ def test_layout_specific_builder_choices(plan):
     facts = task(builder, "Derive max-jobs, cores and speed factor from the machine")["ansible_facts"]
     bindir = {"debian": "/usr/bin", "upstream": UPSTREAM_BIN, "nixos": "/run/current-system/sw/bin"}[platform]
     assert facts["__remote_builder_forced_command"] == f"{bindir}/nix-daemon --stdio"
+    # 4 CPUs, 8 GiB, 2 GiB a job (builder_capacity); the export clients read (builder_export).
+    assert (facts["__remote_builder_max_jobs"], facts["__remote_builder_cores"], facts["__remote_builder_speed_factor"]) \
+        == (4, 1, 4)
+    export = task(builder, "Export the builder's connection details and capacity")["ansible_facts"]["remote_builder_export"]
+    assert export == {
+        "state": "present", "address": "192.0.2.10", "port": 22, "user": "remotebuild", "protocol": "ssh-ng",
+        "host_key": HOST_KEY, "host_key_base64": HOST_KEY_B64, "systems": ["x86_64-linux"],
+        "supported_features": ["benchmark", "big-parallel", "kvm", "nixos-test"], "mandatory_features": [],
+        "max_jobs": 4, "speed_factor": 4, "nix_version": linux_nix(platform, "/")["version"],
+        "daemon_path": f"{bindir}/nix-daemon", "store_path": f"{bindir}/nix-store", "trust": "trusted",
+        "remote_program": "" if platform == "debian" else f"{bindir}/nix-daemon",
+    }
+    other = task(results["builder-2222"], "Export the builder's connection details and capacity")["ansible_facts"]
+    assert (other["remote_builder_export"]["address"], other["remote_builder_export"]["port"]) == ("192.0.2.11", 2222)
     if platform == "nixos":
         module = task(builder, "Write the builder's NixOS module and import it from configuration.nix")
         assert module["changed"] and ran(module)

@@ -31,6 +31,7 @@ from ansible_collections.nix_remote.builders.plugins.filter.unconfigured_builder
     FilterModule as UnconfiguredFilters,
     unconfigured_builders,
 )
+from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import capabilities
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPIQCZc54poJ8vqawd8TraNryQeJnvH1eLpIDgbiqymM"
 HOST_KEY_B64 = base64.b64encode(HOST_KEY.encode()).decode()
@@ -108,6 +109,24 @@ def test_another_port_from_2_31_goes_in_the_uri_without_column_8(nix, style):
 @pytest.mark.parametrize("nix", ["2.26.3", "2.34.1"])
 def test_port_22_keeps_column_8_on_every_version_from_2_4(nix):
     assert one(nix)["machine"]["public_host_key"] == HOST_KEY_B64
+
+
+def test_nix_infos_capabilities_decide_over_the_version():
+    # A Lix client (numbered 2.9x) has no user@host:port: its nix_info capabilities say so, and a
+    # port goes through an alias. Reading the bare number as Nix >= 2.31 put it in the URI (bug).
+    lix = capabilities("2.93.3", "lix")
+    [record] = builder_records(["b1"], {"b1": {"remote_builder_export": export(port=2222)}}, client="c",
+                               key_path=KEY_PATH, capabilities=lix)
+    assert record["uri"] == "ssh-ng://remotebuild@nix-builder-b1"
+    assert record["machine"]["public_host_key"] == HOST_KEY_B64
+    [record] = builder_records(["b1"], {"b1": {"remote_builder_export": export(port=2222)}}, client="c",
+                               key_path=KEY_PATH, nix_version="2.3.16", capabilities=capabilities("2.31.0"))
+    assert record["uri"] == "ssh-ng://remotebuild@192.0.2.10:2222"
+
+
+def test_key_path_is_required():
+    with pytest.raises(AnsibleFilterError, match="key_path is required"):
+        builder_records([], {}, client="c", nix_version="2.26.3")
 
 
 @pytest.mark.parametrize("nix", ["2.3.16", "2.3"])

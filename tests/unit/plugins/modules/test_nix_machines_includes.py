@@ -84,10 +84,17 @@ def test_follow_custom_conf_false_edits_nix_conf(run_module, etc):
 LEGACY_FILE = "# old builder, retired ; nix@old x86_64-linux\nssh://b2 x86_64-linux - 1 1\n"
 
 
+@pytest.mark.parametrize("version", ["2.28.1", "2.25.5", "2.24.14", "2.93.3"])
+def test_exclusive_refuses_what_old_nix_and_lix_read_as_an_entry(run_module, etc, version):
+    (etc / "machines").write_text(LEGACY_FILE)
+    result = run_module(nix_machines.main, {"path": str(etc / "machines"), "builders": [B1], "exclusive": True, "nix_version": version})
+    assert result["failed"] and "after ';' in a comment as a builder" in result["msg"], result
+
+
 def test_exclusive_refuses_what_old_nix_reads_as_an_entry(run_module, etc):
     (etc / "machines").write_text(LEGACY_FILE)
     before = files_of(etc)
-    result = run_module(nix_machines.main, {"path": str(etc / "machines"), "builders": [B1], "exclusive": True, "nix_version": "2.28.3"})
+    result = run_module(nix_machines.main, {"path": str(etc / "machines"), "builders": [B1], "exclusive": True, "nix_version": "2.28.1"})
     assert result["failed"], result
     assert f"{etc}/machines: line 1: Nix < 2.29 and Lix read 'nix@old x86_64-linux' after ';' in a comment as a builder" in result["msg"]
     assert "exclusive=true" in result["msg"]
@@ -101,9 +108,11 @@ def test_without_exclusive_old_nix_differences_are_warned(run_module, etc):
     assert any(w.startswith(f"{etc}/machines: line 1: Nix < 2.29") for w in result["warnings"]), result["warnings"]
 
 
-def test_new_nix_reads_the_comment_as_a_comment(run_module, etc):
+@pytest.mark.parametrize("version", ["2.29.0", "2.28.2", "2.28.7", "2.24.15"])
+def test_new_nix_reads_the_comment_as_a_comment(run_module, etc, version):
+    # 2.29's parser (NixOS/nix b74b0f4e1c) was backported to 2.28.2 and 2.24.15 (nix_capabilities).
     (etc / "machines").write_text(LEGACY_FILE)
-    result = run_module(nix_machines.main, {"path": str(etc / "machines"), "builders": [B1], "exclusive": True, "nix_version": "2.29.0"})
+    result = run_module(nix_machines.main, {"path": str(etc / "machines"), "builders": [B1], "exclusive": True, "nix_version": version})
     assert result["changed"] and not any(str(etc) in warning for warning in result["warnings"])
     assert (etc / "machines").read_text() == f"# old builder, retired ; nix@old x86_64-linux\n{B1_LINE}\n"
 

@@ -1,0 +1,220 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nix_remote.builders contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What a builder derives and publishes: its capacity, its export, the authorized_keys file, the
+signing keys it trusts, and the daemon handler's rollback list.
+
+Pure functions over plain data (nix_info's result, the role's options, other hosts' variables),
+used by the remote_builder role (and, for the rollback list, local_client) through the filter
+plugins ``builder_capacity``, ``builder_export``, ``authorized_key_sources``,
+``authorized_keys_file``, ``signing_keys``, ``signing_trust_settings`` and ``rollback_list``.
+
+``remote_builder_export``, read by clients through module_utils/builder_records.py::
+
+    {'state': 'present', 'address': str, 'port': int, 'user': str, 'protocol': 'ssh-ng' | 'ssh',
+     'host_key': 'ssh-ed25519 AAAA...', 'host_key_base64': str, 'systems': [str],
+     'supported_features': [str], 'mandatory_features': [str], 'max_jobs': int,
+     'speed_factor': int, 'nix_version': str, 'daemon_path': str, 'store_path': str,
+     'trust': 'trusted' | 'signing', 'remote_program': str}
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+# Directories on the PATH a non-interactive ssh session gets (facts P1): a Nix binary there needs
+# no remote-program in the client's URI.
+SSH_PATH_DIRS = ("/usr/bin", "/bin", "/usr/local/bin")
+
+MARKER = "# source: "
+HEADER = "# Managed by nix_remote.builders (remote_builder role); rewritten on every run."
+
+
+class ExportError(ValueError):
+    """Values no capacity, export or key list can be made from."""
+
+
+def _int(value, what):
+    """Jinja's ``int`` filter on the values it gets here, but refusing what is not a number."""
+    if isinstance(value, bool):
+        return int(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        raise ExportError("%s is %r, not a number" % (what, value)) from None
+
+
+def _get(mapping, key, default=None):
+    try:
+        return mapping[key]
+    except (KeyError, TypeError):
+        return default
+
+
+def capacity(cores, memory_bytes, memory_per_job_bytes, max_jobs=None, build_cores=None, speed_factor=None):
+    """max-jobs, cores and speed factor of a builder (nix_info's cores and memory, the options).
+
+    Unset options (None) are derived: max-jobs is the smaller of the CPU count and the jobs the
+    memory holds (each at least 1; unknown memory counts as room for one job), cores divides the
+    CPUs among the jobs (at least 1), the speed factor is the CPU count. Given options are kept.
+    """
+    cpus = max(_int(cores or 0, "cores"), 1)
+    per_job = _int(memory_per_job_bytes, "remote_builder_memory_per_job_bytes")
+    if per_job <= 0:
+        raise ExportError("remote_builder_memory_per_job_bytes is %r; it must be at least 1" % (memory_per_job_bytes,))
+    by_memory = max(_int(memory_bytes or 0, "memory_bytes") // per_job, 1)
+    jobs = _int(max_jobs, "remote_builder_max_jobs") if max_jobs is not None else min(cpus, by_memory)
+    return {
+        "max_jobs": jobs,
+        "cores": _int(build_cores, "remote_builder_cores") if build_cores is not None else max(cpus // max(jobs, 1), 1),
+        "speed_factor": _int(speed_factor, "remote_builder_speed_factor") if speed_factor is not None else cpus,
+    }
+
+
+def forced_command(nix, protocol):
+    """The command every authorized key is locked to: the daemon (ssh-ng) or nix-store --serve."""
+    paths = _get(nix, "paths", {}) or {}
+    if protocol == "ssh-ng":
+        return "%s --stdio" % _get(paths, "nix_daemon", "")
+    return "%s --serve --write" % _get(paths, "nix_store", "")
+
+
+def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, address=None, port=None,
+                   host_port=22, extra_system_features=(), mandatory_features=()):
+    """``remote_builder_export`` of a present builder (see the module docstring).
+
+    ADDRESS and PORT are the role options (None: HOST, that is ansible_host or the inventory name,
+    and HOST_PORT, that is ansible_port or 22). remote_program is set only when the program the
+    client runs is not on a non-interactive ssh session's PATH (P1).
+    """
+    paths = _get(nix, "paths", {}) or {}
+    keys = _get(nix, "ssh_host_keys") or []
+    if not keys:
+        raise ExportError("nix_info found no SSH host key to export")
+    program = _get(paths, "nix_daemon") if protocol == "ssh-ng" else _get(paths, "nix_store")
+    mandatory = sorted(set(mandatory_features or []))
+    return {
+        "state": "present",
+        "address": address if address is not None else host,
+        "port": _int(port if port is not None else host_port, "port"),
+        "user": user,
+        "protocol": protocol,
+        "host_key": keys[0]["public_key"],
+        "host_key_base64": keys[0]["base64"],
+        "systems": _get(nix, "systems"),
+        "supported_features": sorted(set(list(_get(nix, "system_features") or [])
+                                         + list(extra_system_features or []) + mandatory)),
+        "mandatory_features": mandatory,
+        "max_jobs": _int(max_jobs, "max_jobs"),
+        "speed_factor": _int(speed_factor, "speed_factor"),
+        "nix_version": _get(nix, "version"),
+        "daemon_path": _get(paths, "nix_daemon"),
+        "store_path": _get(paths, "nix_store"),
+        "trust": trust,
+        "remote_program": "" if posixpath.dirname(program or "") in SSH_PATH_DIRS else program,
+    }
+
+
+def _present(host_vars):
+    return _get(host_vars, "nix_remote_state", "present") == "present"
+
+
+def authorized_key_sources(clients, hostvars, extra_keys=()):
+    """The keys to authorize, as ``{'source', 'key'}``: the present clients' local_client_public_key
+    (sorted by name, empty ones skipped), then the extra keys (source ``remote_builder_extra_authorized_keys[i]``)."""
+    keys = []
+    for client in sorted(clients or []):
+        hv = _get(hostvars, client, {})
+        key = _get(hv, "local_client_public_key") or ""
+        if _present(hv) and len(key) > 0:
+            keys.append({"source": client, "key": key.strip()})
+    for index, key in enumerate(extra_keys or []):
+        keys.append({"source": "remote_builder_extra_authorized_keys[%d]" % index, "key": key.strip()})
+    return keys
+
+
+_UNSET = object()
+
+
+def keyless_clients(clients, hostvars):
+    """Present clients without a local_client_public_key fact (their key play did not run)."""
+    return [c for c in sorted(clients or [])
+            if _present(_get(hostvars, c, {})) and _get(_get(hostvars, c, {}), "local_client_public_key", _UNSET) is _UNSET]
+
+
+def previous_lines(text):
+    """Each source's key line in an authorized_keys file this role wrote: the line after ``# source: X``."""
+    lines = (text or "").splitlines()
+    return {line[len(MARKER):]: lines[i + 1] for i, line in enumerate(lines[:-1]) if line.startswith(MARKER)}
+
+
+def authorized_keys_file(keys, command, keyless=(), previous_text=""):
+    """The build user's authorized_keys: every key locked to COMMAND (restrict, forced command),
+    each after a ``# source:`` line; then the lines the keyless clients had in PREVIOUS_TEXT."""
+    out = [HEADER]
+    for k in keys or []:
+        out += [MARKER + k["source"], 'restrict,command="%s" %s' % (command, k["key"])]
+    previous = previous_lines(previous_text)
+    for client in keyless or []:
+        if client in previous:
+            out += [MARKER + client, previous[client]]
+    return "\n".join(out) + "\n"
+
+
+def signing_keys(clients, builders, hostvars):
+    """The signing keys a builder trusts: the clients' local_client_signing_public_key and the
+    builders' remote_builder_signing_public_key (empty ones skipped), unique and sorted."""
+    found = [_get(_get(hostvars, c, {}), "local_client_signing_public_key") for c in sorted(clients or [])]
+    found += [_get(_get(hostvars, b, {}), "remote_builder_signing_public_key") for b in sorted(builders or [])]
+    return sorted(set(k for k in found if k))
+
+
+def signing_trust_settings(ours, conf_lists, previous, secret_key_file, user):
+    """The nix.conf lists of a signing builder.
+
+    extra-trusted-public-keys: the administrator's keys first, in their order, then ours
+    (OURS sorted), without the keys this role trusted on the last run (PREVIOUS) that are not
+    ours any more. extra-secret-key-files: the builder's own key. extra-trusted-users, when
+    nix.conf has the setting: without the build user (signing mode does not trust it).
+    """
+    ours = list(ours or [])
+    previous = list(previous or [])
+    conf_lists = conf_lists or {}
+    keys = []
+    for k in list(conf_lists.get("extra-trusted-public-keys") or []) + ours:
+        if k not in keys and (k in ours or k not in previous):
+            keys.append(k)
+    settings = {"extra-trusted-public-keys": keys, "extra-secret-key-files": [secret_key_file]}
+    if "extra-trusted-users" in conf_lists:
+        settings["extra-trusted-users"] = [u for u in conf_lists["extra-trusted-users"] or [] if u != user]
+    return settings
+
+
+def _changed(result):
+    """Ansible's ``changed`` test for the results handed in here."""
+    if "changed" in result:
+        return bool(result["changed"])
+    items = result.get("results")
+    return bool(items) and isinstance(items, list) and any(isinstance(r, dict) and r.get("changed") for r in items)
+
+
+def rollback_list(results):
+    """nix_daemon's ``rollback``: ``{'path', 'backup'}`` of each changed file result.
+
+    nix_conf and nix_machines return ``path``, template and copy ``dest``; in check mode a
+    template on a new file returns neither (path ''). ``backup`` is None when no backup was made
+    (the file was new). Undefined or empty results (a task that did not run) are skipped.
+    """
+    out = []
+    for result in results or []:
+        if not isinstance(result, dict) or not _changed(result):
+            continue
+        path = result["path"] if "path" in result else result.get("dest", "")
+        out.append({"path": path, "backup": result.get("backup_file")})
+    return out

@@ -1,0 +1,256 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nix_remote.builders contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The remote_builder filters: capacity, export, authorized_keys, signing trust, and the
+daemon handler's rollback list (both roles)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.nix_remote.builders.plugins.filter import (
+    authorized_key_sources as aks_plugin,
+    authorized_keys_file as akf_plugin,
+    builder_capacity as capacity_plugin,
+    builder_export as export_plugin,
+    keyless_clients as keyless_plugin,
+    rollback_list as rollback_plugin,
+    signing_keys as signing_keys_plugin,
+    signing_trust_settings as trust_plugin,
+)
+from ansible_collections.nix_remote.builders.plugins.filter.authorized_key_sources import authorized_key_sources
+from ansible_collections.nix_remote.builders.plugins.filter.authorized_keys_file import authorized_keys_file
+from ansible_collections.nix_remote.builders.plugins.filter.builder_capacity import builder_capacity
+from ansible_collections.nix_remote.builders.plugins.filter.builder_export import builder_export
+from ansible_collections.nix_remote.builders.plugins.filter.keyless_clients import keyless_clients
+from ansible_collections.nix_remote.builders.plugins.filter.rollback_list import rollback_list
+from ansible_collections.nix_remote.builders.plugins.filter.signing_keys import signing_keys
+from ansible_collections.nix_remote.builders.plugins.filter.signing_trust_settings import signing_trust_settings
+from ansible_collections.nix_remote.builders.plugins.module_utils import builder_export as export_utils
+from ansible_collections.nix_remote.builders.plugins.module_utils.builder_records import builder_records
+
+GIB = 1024 ** 3
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPIQCZc54poJ8vqawd8TraNryQeJnvH1eLpIDgbiqymM"
+
+
+def nix(**changes):
+    """nix_info's result on a Debian builder."""
+    value = {
+        "version": "2.26.3", "cores": 4, "memory_bytes": 8 * GIB, "systems": ["x86_64-linux"],
+        "system_features": ["nixos-test", "benchmark", "big-parallel", "kvm"],
+        "paths": {"nix_daemon": "/usr/bin/nix-daemon", "nix_store": "/usr/bin/nix-store"},
+        "ssh_host_keys": [{"public_key": HOST_KEY, "base64": "QUJD"}],
+    }
+    value.update(changes)
+    return value
+
+
+@pytest.mark.parametrize(("plugin", "name"), [
+    (capacity_plugin, "builder_capacity"), (export_plugin, "builder_export"), (aks_plugin, "authorized_key_sources"),
+    (keyless_plugin, "keyless_clients"), (akf_plugin, "authorized_keys_file"), (signing_keys_plugin, "signing_keys"),
+    (trust_plugin, "signing_trust_settings"), (rollback_plugin, "rollback_list"),
+])
+def test_each_filter_is_registered_under_its_file_name_and_documented(plugin, name):
+    assert list(plugin.FilterModule().filters()) == [name]
+    assert "name: %s\n" % name in plugin.DOCUMENTATION and plugin.EXAMPLES and plugin.RETURN
+
+
+# --- capacity ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("cores", "memory", "expected"), [
+    (4, 8 * GIB, {"max_jobs": 4, "cores": 1, "speed_factor": 4}),     # CPU-bound
+    (16, 8 * GIB, {"max_jobs": 4, "cores": 4, "speed_factor": 16}),   # memory-bound: 8 GiB / 2 GiB
+    (16, 1 * GIB, {"max_jobs": 1, "cores": 16, "speed_factor": 16}),  # less than one job's memory
+    (0, 8 * GIB, {"max_jobs": 1, "cores": 1, "speed_factor": 1}),     # at least one CPU
+    (None, None, {"max_jobs": 1, "cores": 1, "speed_factor": 1}),     # nothing known
+    (6, 8 * GIB, {"max_jobs": 4, "cores": 1, "speed_factor": 6}),     # 6 // 4
+])
+def test_capacity_is_derived_from_cpus_and_memory(cores, memory, expected):
+    assert builder_capacity(nix(cores=cores, memory_bytes=memory), 2 * GIB) == expected
+
+
+def test_given_options_are_kept():
+    assert builder_capacity(nix(cores=16), 2 * GIB, max_jobs=2, cores=0, speed_factor=3) == \
+        {"max_jobs": 2, "cores": 0, "speed_factor": 3}
+    # cores is derived from the given max-jobs.
+    assert builder_capacity(nix(cores=16), 2 * GIB, max_jobs=2)["cores"] == 8
+
+
+def test_capacity_refuses_what_is_not_a_number():
+    with pytest.raises(AnsibleFilterError, match="remote_builder_memory_per_job_bytes is 0"):
+        builder_capacity(nix(), 0)
+    with pytest.raises(AnsibleFilterError, match="remote_builder_max_jobs is 'many'"):
+        builder_capacity(nix(), 2 * GIB, max_jobs="many")
+
+
+# --- export --------------------------------------------------------------------------------
+
+def export(nix_result=None, **options):
+    args = dict(host="192.0.2.10", user="remotebuild", protocol="ssh-ng", trust="trusted", max_jobs=4, speed_factor=4)
+    args.update(options)
+    return builder_export(nix_result or nix(), **args)
+
+
+def test_the_export_of_a_debian_builder():
+    assert export(extra_system_features=["ccache"], mandatory_features=["kvm", "kvm"]) == {
+        "state": "present", "address": "192.0.2.10", "port": 22, "user": "remotebuild", "protocol": "ssh-ng",
+        "host_key": HOST_KEY, "host_key_base64": "QUJD", "systems": ["x86_64-linux"],
+        "supported_features": ["benchmark", "big-parallel", "ccache", "kvm", "nixos-test"],
+        "mandatory_features": ["kvm"], "max_jobs": 4, "speed_factor": 4, "nix_version": "2.26.3",
+        "daemon_path": "/usr/bin/nix-daemon", "store_path": "/usr/bin/nix-store", "trust": "trusted",
+        "remote_program": "",
+    }
+
+
+def test_address_and_port_options_win_over_the_inventory():
+    e = export(address="builder.example", port="2222", host_port=2200)
+    assert (e["address"], e["port"]) == ("builder.example", 2222)
+    e = export(host_port="2200")
+    assert (e["address"], e["port"]) == ("192.0.2.10", 2200)
+
+
+@pytest.mark.parametrize(("paths", "protocol", "program"), [
+    ({"nix_daemon": "/usr/bin/nix-daemon", "nix_store": "/usr/bin/nix-store"}, "ssh-ng", ""),
+    ({"nix_daemon": "/usr/local/bin/nix-daemon", "nix_store": "/bin/nix-store"}, "ssh", ""),
+    ({"nix_daemon": "/nix/var/nix/profiles/default/bin/nix-daemon", "nix_store": "/usr/bin/nix-store"}, "ssh-ng",
+     "/nix/var/nix/profiles/default/bin/nix-daemon"),
+    ({"nix_daemon": "/usr/bin/nix-daemon", "nix_store": "/run/current-system/sw/bin/nix-store"}, "ssh",
+     "/run/current-system/sw/bin/nix-store"),
+])
+def test_remote_program_only_off_the_non_interactive_path(paths, protocol, program):
+    assert export(nix(paths=paths), protocol=protocol)["remote_program"] == program
+
+
+def test_an_export_without_a_host_key_is_refused():
+    with pytest.raises(AnsibleFilterError, match="no SSH host key"):
+        export(nix(ssh_host_keys=[]))
+
+
+def test_the_export_is_what_builder_records_reads():
+    hostvars = {"b1": {"remote_builder_export": export(port=2222)}}
+    [record] = builder_records(hostvars, ["b1"], "c", nix_version="2.26.3", key_path="/root/.ssh/k")
+    assert record["uri"] == "ssh-ng://remotebuild@nix-builder-b1"
+    assert record["machine"]["max_jobs"] == 4 and record["machine"]["public_host_key"] == "QUJD"
+
+
+def test_forced_command_per_protocol():
+    assert export_utils.forced_command(nix(), "ssh-ng") == "/usr/bin/nix-daemon --stdio"
+    assert export_utils.forced_command(nix(), "ssh") == "/usr/bin/nix-store --serve --write"
+
+
+# --- authorized_keys -----------------------------------------------------------------------
+
+KEY1 = "ssh-ed25519 AAAA1 nix-remote-builds@c1"
+KEY2 = "ssh-ed25519 AAAA2 nix-remote-builds@c2"
+CMD = "/usr/bin/nix-daemon --stdio"
+HOSTVARS = {
+    "c1": {"local_client_public_key": KEY1 + "\n"},
+    "c2": {"local_client_public_key": KEY2, "nix_remote_state": "absent"},
+    "c3": {},                                   # key play did not run
+    "c4": {"local_client_public_key": ""},      # key play ran, no key
+    "c5": {"nix_remote_state": "absent"},        # withdrawn, no key: not keyless
+}
+
+
+def test_key_sources_are_the_present_clients_with_a_key_then_the_extra_keys():
+    assert authorized_key_sources(["c5", "c4", "c3", "c2", "c1"], HOSTVARS, extra_keys=[" ssh-rsa BBB x "]) == [
+        {"source": "c1", "key": KEY1},
+        {"source": "remote_builder_extra_authorized_keys[0]", "key": "ssh-rsa BBB x"},
+    ]
+    assert authorized_key_sources(None, {}) == []
+
+
+def test_keyless_clients_are_the_present_ones_without_the_fact():
+    assert keyless_clients(["c5", "c4", "c3", "c2", "c1"], HOSTVARS) == ["c3"]
+
+
+PREVIOUS = (export_utils.HEADER + "\n# source: c3\nrestrict,command=\"/old\" ssh-ed25519 CCC c3\n"
+            "# source: gone\nrestrict ssh-ed25519 DDD\n# source: dangling")
+
+
+def test_the_file_locks_every_key_and_keeps_a_keyless_clients_line():
+    keys = [{"source": "c1", "key": KEY1}, {"source": "remote_builder_extra_authorized_keys[0]", "key": "ssh-rsa BBB x"}]
+    assert authorized_keys_file(keys, CMD, keyless=["c3", "c9"], previous=PREVIOUS) == (
+        "# Managed by nix_remote.builders (remote_builder role); rewritten on every run.\n"
+        "# source: c1\n"
+        'restrict,command="/usr/bin/nix-daemon --stdio" ssh-ed25519 AAAA1 nix-remote-builds@c1\n'
+        "# source: remote_builder_extra_authorized_keys[0]\n"
+        'restrict,command="/usr/bin/nix-daemon --stdio" ssh-rsa BBB x\n'
+        "# source: c3\n"
+        'restrict,command="/old" ssh-ed25519 CCC c3\n'
+    )
+
+
+def test_an_empty_file_is_the_header_only():
+    assert authorized_keys_file([], CMD) == export_utils.HEADER + "\n"
+    assert authorized_keys_file([], CMD, keyless=["c3"], previous="") == export_utils.HEADER + "\n"
+
+
+def test_previous_lines_by_source():
+    assert export_utils.previous_lines(PREVIOUS) == {
+        "c3": 'restrict,command="/old" ssh-ed25519 CCC c3', "gone": "restrict ssh-ed25519 DDD"}
+    assert export_utils.previous_lines(None) == {}
+
+
+def test_a_key_without_source_is_named():
+    with pytest.raises(AnsibleFilterError, match="authorized_keys_file"):
+        authorized_keys_file([{"key": KEY1}], CMD)
+
+
+# --- signing trust -------------------------------------------------------------------------
+
+def test_signing_keys_are_the_clients_and_builders_keys_unique_and_sorted():
+    hostvars = {
+        "c1": {"local_client_signing_public_key": "c1-1:BBB"}, "c2": {"local_client_signing_public_key": ""},
+        "c3": {}, "b1": {"remote_builder_signing_public_key": "b1-1:AAA"},
+        "b2": {"remote_builder_signing_public_key": "c1-1:BBB"}, "b3": {},
+    }
+    assert signing_keys(["c3", "c2", "c1"], ["b3", "b2", "b1"], hostvars) == ["b1-1:AAA", "c1-1:BBB"]
+
+
+def test_the_administrators_keys_come_first_and_stale_ones_of_ours_go():
+    conf = {"extra-trusted-public-keys": ["admin-1:X", "old-1:Y", "c1-1:B"], "extra-trusted-users": ["alice", "remotebuild"]}
+    settings = signing_trust_settings(["b1-1:A", "c1-1:B"], conf, previous=["old-1:Y", "c1-1:B"],
+                                      secret_key_file="/etc/nix/k.sec", user="remotebuild")
+    assert settings == {
+        "extra-trusted-public-keys": ["admin-1:X", "c1-1:B", "b1-1:A"],
+        "extra-secret-key-files": ["/etc/nix/k.sec"],
+        "extra-trusted-users": ["alice"],
+    }
+    assert list(settings) == ["extra-trusted-public-keys", "extra-secret-key-files", "extra-trusted-users"]
+
+
+def test_trusted_users_are_left_alone_when_nix_conf_has_none():
+    settings = signing_trust_settings(["b1-1:A"], {}, secret_key_file="/k.sec", user="remotebuild")
+    assert settings == {"extra-trusted-public-keys": ["b1-1:A"], "extra-secret-key-files": ["/k.sec"]}
+
+
+def test_signing_trust_settings_needs_the_key_file_and_user():
+    with pytest.raises(AnsibleFilterError, match="secret_key_file and user are required"):
+        signing_trust_settings([], {})
+
+
+# --- rollback list -------------------------------------------------------------------------
+
+def test_rollback_lists_the_changed_files_with_their_backups():
+    conf = {"changed": True, "path": "/etc/nix/nix.conf", "backup_file": "/etc/nix/nix.conf.1.bak"}
+    dropin = {"changed": True, "dest": "/etc/systemd/system/nix-daemon.service.d/x.conf"}
+    machines = {"changed": False, "path": "/etc/nix/machines"}
+    assert rollback_list([conf, dropin, machines, {}]) == [
+        {"path": "/etc/nix/nix.conf", "backup": "/etc/nix/nix.conf.1.bak"},
+        {"path": "/etc/systemd/system/nix-daemon.service.d/x.conf", "backup": None},
+    ]
+
+
+def test_rollback_in_check_mode_on_a_new_file():
+    # issue 12: template returns no dest in check mode for a new file.
+    assert rollback_list([{"changed": True}]) == [{"path": "", "backup": None}]
+
+
+def test_rollback_reads_changed_like_ansibles_test():
+    looped = {"results": [{"changed": False}, {"changed": True}], "path": "/p"}
+    assert rollback_list([looped, {"skipped": True, "changed": False}, None]) == [{"path": "/p", "backup": None}]
