@@ -550,8 +550,9 @@ echo "nix_start $(t 'nix --version')"
 echo "ssh_check $(t "ssh -i $key -O check $target")"
 echo "session_mux $(t "ssh -i $key -o BatchMode=yes $target")"
 echo "login_full $(t "ssh -i $key -o BatchMode=yes -o ControlMaster=no -o ControlPath=none $target")"
-echo "store_ping_mux $(t "nix --extra-experimental-features nix-command store ping --store 'ssh-ng://$target?ssh-key=$key'")"
-echo "store_ping_full $(t "NIX_SSHOPTS='-o ControlMaster=no -o ControlPath=none' nix --extra-experimental-features nix-command store ping --store 'ssh-ng://$target?ssh-key=$key'")"
+ping="nix --extra-experimental-features nix-command store ping --store 'ssh-ng://$target?ssh-key=$key'"
+echo "store_ping_mux $(t "$ping")"
+echo "store_ping_full $(t "NIX_SSHOPTS='-o ControlMaster=no -o ControlPath=none' $ping")"
 """
 
 
