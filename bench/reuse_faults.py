@@ -79,18 +79,21 @@ echo "rc=$?"
 echo "built=$(grep -c '^/nix/store/' {dir}/$nonce.out)"
 echo "protocol=$(grep -ci "protocol mismatch\|got 'started" {dir}/$nonce.err)"
 echo "---"
-grep -m4 -iE "error|mismatch|failed to start|disconnected" {dir}/$nonce.err
+grep -iE "cannot build on|mismatch|failed to start|disconnected|hang" {dir}/$nonce.err | head -4
 rm -f {dir}/$nonce.*
 """.format(dir=BURST_DIR)
 
 
 def inject(bed, fault, client, builder):
+    # reset-failed: systemd refuses a unit started more than 5 times in 10 s, and the bursts come
+    # about every 2 s.
     if fault == "sshd-restart":
-        bed.sh(builder, "systemctl restart ssh.service")
+        bed.sh(builder, "systemctl reset-failed ssh.service; systemctl restart ssh.service")
     elif fault == "builder-restart":
-        bed.sh(builder, "pkill -KILL -u remotebuild; systemctl restart ssh.service nix-daemon.service", check=False)
+        bed.sh(builder, "pkill -KILL -u remotebuild; systemctl reset-failed ssh.service nix-daemon.service;"
+                        " systemctl restart ssh.service nix-daemon.service", check=False)
     elif fault == "client-daemon":
-        bed.sh(client, "systemctl restart nix-daemon.service")
+        bed.sh(client, "systemctl reset-failed nix-daemon.service; systemctl restart nix-daemon.service")
     # persist-expiry needs nothing during the burst: the short ControlPersist does it.
 
 
@@ -101,7 +104,9 @@ def classify(output, timeout_s, seconds):
     if rc == 124 or rc == 137 or seconds >= timeout_s:
         return "hang", tail
     if int(fields.get("protocol", "0")):
-        return "protocol-error", tail
+        # Nix's hook gives up on that builder for the derivation and tries another: the burst may
+        # still succeed, which the tail shows (rc).
+        return "protocol-error", f"rc={rc}: {tail}"
     if rc == 0:
         return "ok", ""
     return "failed", tail
