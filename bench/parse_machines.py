@@ -31,13 +31,15 @@ def _import_machines():
         from ansible_collections.nix_remote.builders.plugins.module_utils import machines
     except ImportError:
         # The checkout is the collection root; it is importable only through an
-        # ansible_collections/nix_remote/builders path, so load the file itself instead.
-        import importlib.util
-        path = os.path.join(COLLECTION_ROOT, "plugins", "module_utils", "machines.py")
-        spec = importlib.util.spec_from_file_location("machines", path)
-        machines = importlib.util.module_from_spec(spec)
-        sys.modules["machines"] = machines  # dataclasses looks the module up while building Machine
-        spec.loader.exec_module(machines)
+        # ansible_collections/nix_remote/builders path (machines.py imports its siblings by it), so
+        # make one in a temporary directory that links to the checkout.
+        import tempfile
+        base = tempfile.mkdtemp(prefix="nix-remote-bench-")
+        link = os.path.join(base, "ansible_collections", "nix_remote", "builders")
+        os.makedirs(os.path.dirname(link))
+        os.symlink(COLLECTION_ROOT, link)
+        sys.path.insert(0, base)
+        from ansible_collections.nix_remote.builders.plugins.module_utils import machines
     return machines
 
 
