@@ -484,8 +484,9 @@ def bench_release(release, workloads, runs, collection_vars, timeout_s, variants
             bed, client, builders, os.path.join(LOGS, f"offload-{release}-site.log"), collection_vars)
         log(f"{release}: site.yml took {play_s:.1f} s; client nix.conf {conf_lines}; machines:\n{machines.strip()}")
         collection = run_workloads(config="collection", slots=slots, workloads=workloads, runs=runs, **common)
-        for record in collection:
-            record["collection_vars"] = collection_vars or {}
+        if collection_vars:  # a figure taken with overriding variables says so; the defaults carry none
+            for record in collection:
+                record["collection_vars"] = collection_vars
         records += collection
         if variants and not collection_vars:
             records += run_variants(bed, client, slots, workloads, runs, common)
@@ -688,6 +689,15 @@ def markdown(records):
     return text + ("\n\n" + floor_markdown(floors + records) if floors else "")
 
 
+def load_records(paths):
+    """The records of these JSON result files, in order (for --markdown)."""
+    records = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            records += json.load(handle)
+    return records
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--releases", default=",".join(RELEASES),
@@ -710,11 +720,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.markdown:
-        records = []
-        for path in args.markdown:
-            with open(path, encoding="utf-8") as handle:
-                records += json.load(handle)
-        print(markdown(records))
+        print(markdown(load_records(args.markdown)))
         return 0
     if os.geteuid() != 0:
         parser.error("needs root (the testbed starts systemd-nspawn containers)")

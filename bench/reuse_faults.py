@@ -53,6 +53,7 @@ from offload import (  # noqa: E402  (the testbed helpers live beside, in offloa
     Testbed,
     drop_snapshot,
     install_signal_handlers,
+    load_records,
     log,
     snapshot_collection,
     testbed_name,
@@ -188,11 +189,7 @@ def main(argv=None):
     parser.add_argument("--markdown", nargs="+", metavar="JSON")
     args = parser.parse_args(argv)
     if args.markdown:
-        records = []
-        for path in args.markdown:
-            with open(path, encoding="utf-8") as handle:
-                records += json.load(handle)
-        print(markdown(records))
+        print(markdown(load_records(args.markdown)))
         return 0
     if os.geteuid() != 0:
         parser.error("needs root (the testbed starts systemd-nspawn containers)")
