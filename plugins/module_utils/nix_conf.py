@@ -180,6 +180,11 @@ def _split_key(key):
     return key, False
 
 
+def split_key(key):
+    """``(base, appends)`` for ``key``: aliases resolved, ``appends`` True for the ``extra-`` form of a list setting."""
+    return _split_key(key)
+
+
 def same_value(key, first, second):
     """Whether Nix gives ``key`` the same value from the two spellings (whitespace already collapsed).
 
@@ -350,6 +355,12 @@ class NixConf:
         return [number for number, line in enumerate(self._lines, 1)
                 if line.key is not None and _split_key(line.key)[0] == base]
 
+    def meaning(self):
+        """What Nix reads from the file, in order: ``(key, value)`` per assignment and ``(optional, path)``
+        per include; comments, blank lines and spacing left out."""
+        return [line.include if line.include is not None else (line.key, line.value)
+                for line in self._lines if line.key is not None or line.include is not None]
+
     # -- queries -----------------------------------------------------------
 
     def _indexes(self, base, appends):
@@ -465,3 +476,239 @@ class NixConf:
             return False
         self._lines = [line for index, line in enumerate(self._lines) if index not in doomed]
         return True
+
+    # -- list items --------------------------------------------------------
+
+    def _list_key(self, key):
+        """``(base, appends)`` of a key whose items ``edit_list`` may edit; NixConfError otherwise."""
+        self._check_key(key)
+        self._check_appendable(key)
+        base, appends = _split_key(key)
+        if base not in LIST_SETTINGS:
+            raise NixConfError("%r is not a list setting, so it has no items to add or remove; set it with 'settings'" % key,
+                               source=self.source)
+        return base, appends
+
+    def _list_indexes(self, base, appends):
+        """Lines whose items make up the value ``edit_list`` works on: for ``extra-NAME`` the effective
+        ``extra-`` lines, for ``NAME`` the last ``NAME`` line (an alias included) and the effective
+        ``extra-`` lines after it."""
+        extras = self._effective_extras(base)
+        if appends:
+            return extras
+        base_lines = self._indexes(base, False)
+        return base_lines[-1:] + extras
+
+    def list_value(self, key):
+        """The items of ``key`` as Nix reads them from this file (see ``edit_list``), in file order."""
+        base, appends = self._list_key(key)
+        return [item for index in self._list_indexes(base, appends) for item in _tokenize(self._lines[index].value)]
+
+    def managed_items(self, marker):
+        """Every marker comment (``# MARKER manages NAME: ITEM ...``) in the file, as
+        ``{canonical NAME: [ITEM, ...]}`` (several comments for one setting are joined)."""
+        managed = {}
+        for line in self._lines:
+            parsed = _parse_marker(line.raw, marker)
+            if parsed is not None:
+                name = _marker_name(parsed[0])
+                managed.setdefault(name, [])
+                managed[name].extend(item for item in parsed[1] if item not in managed[name])
+        return managed
+
+    def _remove_items(self, index, doomed):
+        """Drop the items in ``doomed`` from line ``index`` keeping the rest of the line byte for byte;
+        delete the line when no item is left.  Return True if the line changed."""
+        line = self._lines[index]
+        content, hash_mark, comment = line.raw.partition("#")
+        spans = _token_spans(content)
+        if not any(content[start:end] in doomed for start, end in spans[2:]):
+            return False
+        kept = [span for span in spans[2:] if content[span[0]:span[1]] not in doomed]
+        if not kept:
+            del self._lines[index]
+            return True
+        pieces = []
+        position = 0
+        previous_end = spans[1][1]
+        for start, end in spans[2:]:
+            if content[start:end] in doomed:
+                pieces.append(content[position:previous_end])
+                position = end
+            previous_end = end
+        pieces.append(content[position:])
+        self._lines[index] = _parse_line("".join(pieces) + hash_mark + comment, 0, self.source)
+        return True
+
+    def _append_items(self, index, items):
+        """Add ``items`` after the last item of line ``index`` (before its trailing whitespace and comment)."""
+        raw = self._lines[index].raw
+        content, hash_mark, comment = raw.partition("#")
+        end = _token_spans(content)[-1][1]
+        line = _parse_line(content[:end] + "".join(" " + item for item in items) + content[end:] + hash_mark + comment,
+                           0, self.source)
+        self._lines[index] = line
+        return line
+
+    def edit_list(self, key, present=(), absent=(), marker=None):
+        """Make the items in ``present`` part of the list value of ``key`` and drop those in ``absent``.
+
+        The value is what Nix reads from this file: for ``NAME`` (or an alias) the last ``NAME``
+        line and the ``extra-NAME`` lines in effect after it, for ``extra-NAME`` the effective
+        ``extra-NAME`` lines alone.  Missing items are appended, in the given order, to the last
+        ``NAME`` line (to the last effective ``extra-NAME`` line for the ``extra-`` form); when
+        there is none a line is added where ``set`` would add it.  Every other item keeps its
+        place and spelling, and the rest of each line (indentation, spacing, comment) is kept.  A
+        line left without items is removed (for ``NAME`` an earlier ``NAME`` line, or Nix's default,
+        then applies, and is edited too when it holds an item to remove).
+
+        With ``marker``, the items this method added are recorded in a comment line
+        ``# MARKER manages NAME: ITEM ...`` (NAME canonical, directly above the line they were
+        added to; found again wherever it is).  Recorded items that are not in ``present`` any more
+        are removed like ``absent`` ones; items the comment does not record are never removed
+        unless listed in ``absent``.  The comment is rewritten when the recorded items change and
+        removed when none are left.
+
+        Returns ``{"added": [...], "removed": [...], "items": [...], "managed": [...]}``.
+        """
+        base, appends = self._list_key(key)
+        present = _dedupe(_check_items(key, present, "present", self.source))
+        absent = _dedupe(_check_items(key, absent, "absent", self.source))
+        both = [item for item in present if item in absent]
+        if both:
+            raise NixConfError("%s: item %r is both in present and absent" % (key, both[0]), source=self.source)
+        name = _marker_name(key)
+        comments = []
+        recorded = []
+        if marker is not None:
+            check_marker(marker)
+            for line in self._lines:
+                parsed = _parse_marker(line.raw, marker)
+                if parsed is not None and _marker_name(parsed[0]) == name:
+                    comments.append(line)
+                    recorded.extend(item for item in parsed[1] if item not in recorded)
+        before = self.list_value(key)
+        doomed = set(absent) | set(item for item in recorded if item not in present)
+        # Removing the last NAME line brings an earlier one into effect: go on until nothing is left to remove.
+        while any(self._remove_items(index, doomed) for index in reversed(self._list_indexes(base, appends))):
+            pass
+        current = self.list_value(key)
+        removed = [item for item in _dedupe(before) if item in doomed and item not in current]
+
+        added = [item for item in present if item not in current]
+        target = None
+        if added:
+            indexes = self._indexes(base, False)[-1:] if not appends else self._effective_extras(base)
+            if indexes:
+                target = self._append_items(indexes[-1], added)
+            else:
+                target = self._new_line(key, " ".join(added))
+                appenders = self._indexes(base, True) if not appends else []
+                self._lines.insert(appenders[0] if appenders else self._append_index(), target)
+        after = self.list_value(key)
+
+        managed = []
+        if marker is not None:
+            managed = [item for item in present if item in after and (item in recorded or item in added)]
+            self._record(comments, marker, name, managed, target)
+        return {"added": added, "removed": removed, "items": after, "managed": managed}
+
+    def _record(self, comments, marker, name, managed, target):
+        """Write the marker comment for ``name`` (see ``edit_list``)."""
+        if not managed:
+            self._lines = [line for line in self._lines if not any(line is comment for comment in comments)]
+            return
+        text = "# %s manages %s: %s" % (marker, name, " ".join(managed))
+        if comments:
+            first = comments[0]
+            if _parse_marker(first.raw, marker) != (name, managed):
+                cr = "\r" if first.raw.endswith("\r") else ""
+                index = next(index for index, line in enumerate(self._lines) if line is first)
+                indent = first.raw[:len(first.raw) - len(first.raw.lstrip(_WHITESPACE))]
+                self._lines[index] = _Line(indent + text + cr)
+            self._lines = [line for line in self._lines if not any(line is comment for comment in comments[1:])]
+            return
+        index = next(index for index, line in enumerate(self._lines) if line is target)
+        self._lines.insert(index, _Line(text + ("\r" if self._eol_cr else "")))
+
+
+def _token_spans(content):
+    """``(start, end)`` of each token of ``content`` (text without its comment), split as Nix splits."""
+    spans = []
+    start = None
+    for position, char in enumerate(content):
+        if char in _WHITESPACE:
+            if start is not None:
+                spans.append((start, position))
+                start = None
+        elif start is None:
+            start = position
+    if start is not None:
+        spans.append((start, len(content)))
+    return spans
+
+
+def _dedupe(items):
+    seen = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _marker_name(key):
+    """The setting name a marker comment uses for ``key``: aliases resolved."""
+    base, appends = _split_key(key)
+    return _EXTRA + base if appends else base
+
+
+def check_item(item):
+    """Refuse a list item Nix would not read back as one word: not a string, empty, whitespace, '#', NUL."""
+    if not isinstance(item, str):
+        raise ValueError("item %r is a %s, not a string" % (item, type(item).__name__))
+    if not item:
+        raise ValueError("an item is empty")
+    if "#" in item:
+        raise ValueError("item %r contains '#', which starts a comment in nix.conf" % (item,))
+    if any(char in _WHITESPACE or char.isspace() for char in item):
+        raise ValueError("item %r contains whitespace; nix.conf list items are single words" % (item,))
+    _check_text(item)
+    return item
+
+
+def _check_items(key, items, field, source):
+    if items is None:
+        return []
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+        raise NixConfError("%s.%s must be a list of items, not %r" % (key, field, items), source=source)
+    try:
+        return [check_item(item) for item in items]
+    except ValueError as exc:
+        raise NixConfError("%s.%s: %s" % (key, field, exc), source=source) from None
+
+
+def check_marker(marker):
+    """Refuse a marker that would not survive as the text of one comment line."""
+    if not isinstance(marker, str) or not marker.strip(_WHITESPACE):
+        raise ValueError("managed_marker %r must be a non-empty string" % (marker,))
+    if "#" in marker or "\n" in marker or "\r" in marker:
+        raise ValueError("managed_marker %r must not contain '#' or a line break" % (marker,))
+    if marker != marker.strip(_WHITESPACE) or any(char.isspace() and char != " " for char in marker):
+        raise ValueError("managed_marker %r must not start or end with whitespace, nor contain a tab" % (marker,))
+    _check_text(marker)
+    return marker
+
+
+def _parse_marker(raw, marker):
+    """``(NAME, [ITEM, ...])`` when ``raw`` is the marker comment ``# MARKER manages NAME: ITEM ...``, else None."""
+    body = raw.strip(_WHITESPACE)
+    if not body.startswith("#"):
+        return None
+    body = body[1:].lstrip(_WHITESPACE)
+    prefix = marker + " manages "
+    if not body.startswith(prefix):
+        return None
+    name, colon, items = body[len(prefix):].partition(":")
+    if not colon or not name or _tokenize(name) != [name]:
+        return None
+    return name, _tokenize(items)

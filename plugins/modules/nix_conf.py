@@ -52,6 +52,45 @@ options:
     type: list
     elements: str
     default: []
+  list_items:
+    description:
+      - Items to add to or remove from list settings, as a dictionary of setting name to a dictionary with
+        C(present) and/or C(absent), each a list of items.
+      - The list is the value of the setting as Nix reads it from the edited file. For C(NAME) (or an alias)
+        that is the last C(NAME) line and the C(extra-NAME) lines after it; for C(extra-NAME) it is the
+        C(extra-NAME) lines in effect only (what they append), so an item of the plain C(NAME) line does
+        not count for C(extra-NAME).
+      - Items in C(present) that the list lacks are appended, in the given order and without duplicates, to
+        the last C(NAME) line (for C(extra-NAME) the last C(extra-NAME) line in effect). When there is none,
+        a line is added where O(settings) would add it (an C(extra-) line after its base setting).
+      - Items in C(absent) are removed from every line that makes up the list. A line left without items
+        is removed; for a plain C(NAME) Nix then uses an earlier C(NAME) line or its default.
+      - Every other item keeps its place and spelling, and the rest of the line (indentation, spacing,
+        comment, the setting name or alias as written) is kept.
+      - Items are single words. An item with whitespace, C(#) or a NUL character is refused, and so is an
+        item in both C(present) and C(absent).
+      - Only list settings (such as C(trusted-users), C(trusted-public-keys), C(substituters),
+        C(system-features)) and their C(extra-) forms are accepted.
+      - A setting named here may not be in O(settings) or O(absent) as well (nor twice, under an alias).
+      - Items of C(access-tokens) and C(impure-env) are masked in the result and the diff, like O(settings).
+    type: dict
+    default: {}
+    version_added: 0.2.0
+  managed_marker:
+    description:
+      - Record the items this module added through O(list_items) in a comment line, so that a later run
+        can remove them when they are no longer in C(present), without a state file.
+      - The comment reads C(# <managed_marker> manages <NAME>: <item> <item> ...), with C(NAME) the setting
+        as named in O(list_items) with aliases resolved. It is written directly above the line the items
+        were added to, and found again wherever it is in the file. Nix ignores it like any comment.
+      - Items the comment records that are not in C(present) any more are removed, in addition to C(absent).
+        Items the comment does not record (added by an administrator) are never removed unless they are in
+        C(absent); an item that was already in the list is not recorded.
+      - The comment is rewritten when the recorded items change, and removed when none are left.
+      - Changing only the comment is a change, but not one that needs a daemon restart (RV(restart_required)).
+      - Must not contain C(#), a line break or a tab, nor start or end with whitespace.
+    type: str
+    version_added: 0.2.0
   follow_custom_conf:
     description:
       - When O(path) includes C(nix.custom.conf) (C(include) or C(!include)), edit that file instead.
@@ -104,6 +143,25 @@ EXAMPLES = r"""
       builders: "@/etc/nix/machines"
       builders-use-substitutes: true
 
+- name: Trust the client and builder signing keys, drop an old key, and forget keys an earlier run added but no longer lists
+  nix_remote.builders.nix_conf:
+    list_items:
+      extra-trusted-public-keys:
+        present:
+          - "client1:8ewtNRKnTcH0OLBP9XVSEr1CxNKS2nkDNCxy8HZ1YjU="
+          - "builder1:f9c1Jd0KRvdNhM8+j7hq1b0yGgbNKqAaOO2GTZbOryI="
+        absent:
+          - "old-client:WfGZOtu5t4nJsfzQhqWSiBZ6u9FiJ6WKQ3lZ8V3TZlA="
+      extra-trusted-users:
+        absent: [remotebuild]
+    managed_marker: nix_remote.builders
+
+- name: Old Nix (before 2.4) has no extra-trusted-users; add the build user to trusted-users itself
+  nix_remote.builders.nix_conf:
+    list_items:
+      trusted-users:
+        present: [root, remotebuild]
+
 - name: Drop a setting this collection used to manage
   nix_remote.builders.nix_conf:
     absent:
@@ -126,6 +184,21 @@ settings:
   returned: always
   type: dict
   sample: {"builders-use-substitutes": "true"}
+list_items:
+  description:
+    - For each setting of O(list_items), what changed and the result.
+    - C(added) and C(removed) are the items this run added and removed, C(items) the list as Nix reads it from
+      the file afterwards, and C(managed) the items the O(managed_marker) comment records (empty without a marker).
+    - Items of C(access-tokens) and C(impure-env) are masked.
+  returned: always
+  type: dict
+  sample:
+    extra-trusted-users:
+      added: [remotebuild]
+      removed: []
+      items: [alice, remotebuild]
+      managed: [remotebuild]
+  version_added: 0.2.0
 backup_file:
   description: Name of the backup file that was created.
   returned: when O(backup=true) and the file changed
@@ -147,6 +220,9 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit impo
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import (
     NixConf,
     NixConfError,
+    check_item,
+    check_marker,
+    split_key,
     to_nix_value,
 )
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_detect import custom_conf_target
@@ -154,8 +230,9 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets im
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_validate import check_candidate
 
 
-def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> None:
-    """Apply O(settings) then O(absent) to conf, failing with the offending key named."""
+def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> dict:
+    """Apply O(settings), O(absent) then O(list_items) to conf, failing with the offending key named;
+    returns what O(list_items) changed, per setting."""
     for key, value in module.params["settings"].items():
         try:
             conf.set(key, to_nix_value(value))
@@ -166,25 +243,104 @@ def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> None:
             conf.unset(key)
         except ValueError as exc:
             module.fail_json(msg=f"{path}: absent: {key}: {exc}")
+    lists = {}
+    for key, spec in module.params["list_items"].items():
+        try:
+            lists[key] = conf.edit_list(key, spec["present"], spec["absent"], marker=module.params["managed_marker"])
+        except NixConfError as exc:
+            module.fail_json(msg=f"{path}: list_items.{key}: {exc.detail}")
+    return lists
+
+
+def check_list_items(module: AnsibleModule) -> None:
+    """Normalize O(list_items) to {name: {present: [...], absent: [...]}} and refuse what cannot be
+    written (before any file is read, naming the setting and the item)."""
+    marker = module.params["managed_marker"]
+    if marker is not None:
+        try:
+            check_marker(marker)
+        except ValueError as exc:
+            module.fail_json(msg=f"managed_marker: {exc}")
+    normalized = {}
+    for key, spec in module.params["list_items"].items():
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            module.fail_json(msg=f"list_items.{key}: expected a dictionary with present and/or absent, not {spec!r}")
+        unknown = sorted(set(spec) - {"present", "absent"})
+        if unknown:
+            module.fail_json(msg=f"list_items.{key}: unknown key {unknown[0]!r}; only present and absent are accepted")
+        lists = {}
+        for field in ("present", "absent"):
+            items = spec.get(field)
+            if items is None:
+                items = []
+            if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+                module.fail_json(msg=f"list_items.{key}.{field}: expected a list of items, not {items!r}")
+            for item in items:
+                try:
+                    check_item(item)
+                except ValueError as exc:
+                    module.fail_json(msg=f"list_items.{key}.{field}: {exc}")
+            lists[field] = list(items)
+        both = [item for item in lists["present"] if item in lists["absent"]]
+        if both:
+            module.fail_json(msg=f"list_items.{key}: item {both[0]!r} is both in present and absent")
+        normalized[key] = lists
+    module.params["list_items"] = normalized
+    refuse_conflicts(module)
+
+
+def _setting(key: str) -> tuple[str, bool]:
+    """(base name, whether it is the extra- form), aliases resolved."""
+    return split_key(key) if isinstance(key, str) else (key, False)
+
+
+def refuse_conflicts(module: AnsibleModule) -> None:
+    """A list_items setting may not be managed by settings or absent too, nor twice under two spellings."""
+    seen = {}
+    for key in module.params["list_items"]:
+        if _setting(key) in seen:
+            module.fail_json(msg=f"list_items.{key}: the same setting as list_items.{seen[_setting(key)]} (an alias); name it once")
+        seen[_setting(key)] = key
+    for key in module.params["settings"]:
+        if _setting(key) in seen:
+            module.fail_json(msg=f"settings.{key}: also in list_items (as {seen[_setting(key)]}); a setting is managed either "
+                                 "as a whole value (settings) or item by item (list_items), not both")
+    for key in module.params["absent"]:
+        base, appends = _setting(key)
+        clash = seen.get((base, appends)) or (None if appends else seen.get((base, True)))
+        if clash:
+            module.fail_json(msg=f"absent: {key}: removes the lines of list_items.{clash}; a setting is either removed "
+                                 "(absent) or edited item by item (list_items), not both")
 
 
 def load(module: AnsibleModule, path: str) -> tuple[str, bool, NixConf]:
     try:
         text, existed = read_config(path)
         mask_secrets(module, text)
-        return text, existed, NixConf.parse(text, source=path)
+        conf = NixConf.parse(text, source=path)
     except (ConfigFileError, NixConfError) as exc:
         module.fail_json(msg=str(exc))
+    if module.params["managed_marker"] is not None:
+        # Items a marker comment records for access-tokens and the like are credentials as well.
+        module.no_log_values.update(secret_values((), conf.managed_items(module.params["managed_marker"])))
+    return text, existed, conf
 
 
 def mask_secrets(module: AnsibleModule, *texts: str) -> None:
     """Register the credentials for Ansible's no_log masking (result, invocation and diff): see nix_secrets."""
     module.no_log_values.update(secret_values(texts, module.params["settings"]))
+    items = {}
+    for key, spec in module.params["list_items"].items():
+        if isinstance(spec, dict):
+            items[key] = [str(item) for field in ("present", "absent") if isinstance(spec.get(field), (list, tuple)) for item in spec[field]]
+    module.no_log_values.update(secret_values((), items))
 
 
 def refuse_overridden(module: AnsibleModule, main: NixConf, path: str, custom: str, include_line: int) -> None:
     """A setting that path assigns after including custom would override what the task writes there."""
-    for key in list(module.params["settings"]) + list(module.params["absent"]):
+    for key in list(module.params["settings"]) + list(module.params["absent"]) + list(module.params["list_items"]):
         try:
             later = [number for number in main.overriding_lines(key) if number > include_line]
         except (ValueError, TypeError):
@@ -201,6 +357,8 @@ def main() -> None:
             path=dict(type="path", default="/etc/nix/nix.conf"),
             settings=dict(type="dict", default={}),
             absent=dict(type="list", elements="str", default=[]),
+            list_items=dict(type="dict", default={}),
+            managed_marker=dict(type="str"),
             follow_custom_conf=dict(type="bool", default=True),
             follow=dict(type="bool", default=False),
             validate=dict(type="bool", default=True),
@@ -220,6 +378,7 @@ def edit(module: AnsibleModule) -> dict:
     except ConfigFileError as exc:
         module.fail_json(msg=str(exc))
     mask_secrets(module)
+    check_list_items(module)
     before, existed, conf = load(module, path)
     # The path as the task names it: Nix reads NIX_CONF_DIR/nix.conf even when that is a symlink, and
     # resolves relative includes from there.
@@ -236,7 +395,8 @@ def edit(module: AnsibleModule) -> dict:
                 module.fail_json(msg=str(exc))
             before, existed, conf = load(module, path)
 
-    apply_changes(module, conf, path)
+    before_meaning = conf.meaning()
+    lists = apply_changes(module, conf, path)
     after = conf.render()
     mask_secrets(module, after)
     changed = after != before
@@ -248,7 +408,9 @@ def edit(module: AnsibleModule) -> dict:
         module.fail_json(msg=f"internal error: the edited {path} does not parse: {exc}")
     effective = {key: reread.get(key) for key in module.params["settings"]}
 
-    result = dict(changed=changed, path=path, restart_required=changed, settings=effective)
+    # A marker comment alone changes nothing Nix reads.
+    restart_required = changed and reread.meaning() != before_meaning
+    result = dict(changed=changed, path=path, restart_required=restart_required, settings=effective, list_items=lists)
     if module._diff:
         result["diff"] = file_diff(path, before, after, existed)
 
