@@ -18,6 +18,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf impor
     NixConfError,
     canonical_key,
     same_value,
+    split_key,
     to_nix_value,
 )
 
@@ -516,3 +517,128 @@ def test_property_unset_leaves_no_value_and_other_keys_alone(text, key):
     for other, old in before.items():
         if family(other) != touched and canonical_key(other) not in touched:
             assert reparsed.get(other) == old, other
+
+
+# --- list items (edit_list) ----------------------------------------------------------------------
+
+def listed(text, key, present=(), absent=(), marker=None):
+    conf = NixConf.parse(text)
+    result = conf.edit_list(key, present, absent, marker=marker)
+    return conf.render(), result
+
+
+@pytest.mark.parametrize("text, key, present, absent, expected", [
+    pytest.param("trusted-users = root\n", "trusted-users", ["a", "b"], [], "trusted-users = root a b\n", id="append"),
+    pytest.param("trusted-users =\n", "trusted-users", ["a"], [], "trusted-users = a\n", id="append-to-empty"),
+    pytest.param("trusted-users = root # c\n", "trusted-users", ["a"], [], "trusted-users = root a # c\n", id="before-comment"),
+    pytest.param("trusted-users = root\t \r\n", "trusted-users", ["a"], [], "trusted-users = root a\t \r\n", id="before-trailing-space"),
+    pytest.param("  trusted-users\t=  x  y  z\n", "trusted-users", [], ["y"], "  trusted-users\t=  x  z\n", id="middle"),
+    pytest.param("trusted-users = x y\n", "trusted-users", [], ["x"], "trusted-users = y\n", id="first"),
+    pytest.param("trusted-users = x y\n", "trusted-users", [], ["y"], "trusted-users = x\n", id="last"),
+    pytest.param("a = 1\ntrusted-users = x#c\nb = 2", "trusted-users", [], ["x"], "a = 1\nb = 2", id="last-item-removes-line"),
+    pytest.param("extra-platforms = i686-linux\n", "extra-platforms", ["x"], [], "extra-platforms = i686-linux x\n", id="extra-platforms-own"),
+    pytest.param("extra-trusted-users = a\nextra-trusted-users = b\n", "extra-trusted-users", ["c"], ["a"],
+                 "extra-trusted-users = b c\n", id="extra-lines"),
+    pytest.param("build-chroot-dirs = /a\n", "sandbox-paths", ["/b"], [], "build-chroot-dirs = /a /b\n", id="alias-line-kept"),
+    pytest.param("x = 1\n", "extra-binary-caches", ["https://c"], [], "x = 1\nextra-binary-caches = https://c\n", id="new-extra-alias"),
+    pytest.param("trusted-users = a a\n", "trusted-users", [], ["a"], "", id="repeated-item"),
+])
+def test_edit_list(text, key, present, absent, expected):
+    assert listed(text, key, present, absent)[0] == expected
+
+
+@pytest.mark.parametrize("key, present, absent, message", [
+    ("max-jobs", ["1"], [], "not a list setting"),
+    ("extra-sandbox", ["1"], [], "not a list setting"),
+    ("extra-builders", ["x"], [], "string setting"),
+    ("include", ["x"], [], "not a setting"),
+    ("trusted-users", ["a b"], [], "whitespace"),
+    ("trusted-users", ["a\x0bb"], [], "whitespace"),
+    ("trusted-users", [], ["a#"], "'#'"),
+    ("trusted-users", ["a"], ["a"], "both in present and absent"),
+    ("trusted-users", "a", [], "must be a list"),
+])
+def test_edit_list_refuses(key, present, absent, message):
+    conf = NixConf.parse("trusted-users = root\n")
+    with pytest.raises(NixConfError) as info:
+        conf.edit_list(key, present, absent)
+    assert message in str(info.value) and key in str(info.value)
+    assert conf.render() == "trusted-users = root\n"
+
+
+@pytest.mark.parametrize("marker", ["", " m", "m ", "a#b", "a\nb", "a\rb", "a\tb", "\x00"])
+def test_marker_refused(marker):
+    with pytest.raises(ValueError):
+        NixConf.parse("").edit_list("trusted-users", ["a"], marker=marker)
+
+
+def test_marker_comment_is_a_comment_to_nix_and_found_again():
+    text, result = listed("sandbox = true\n", "extra-trusted-users", ["remotebuild"], marker="my marker")
+    assert text == "sandbox = true\n# my marker manages extra-trusted-users: remotebuild\nextra-trusted-users = remotebuild\n"
+    conf = NixConf.parse(text)
+    assert conf.meaning() == [("sandbox", "true"), ("extra-trusted-users", "remotebuild")]
+    assert conf.managed_items("my marker") == {"extra-trusted-users": ["remotebuild"]}
+    assert conf.managed_items("my") == {}
+    # Moved to the top of the file by hand: still found, updated where it is.
+    moved = "# my marker manages extra-trusted-users: remotebuild\nsandbox = true\nextra-trusted-users = remotebuild alice\n"
+    assert listed(moved, "extra-trusted-users", [], marker="my marker")[0] == "sandbox = true\nextra-trusted-users = alice\n"
+
+
+def test_two_marker_comments_for_one_setting_are_merged():
+    text = ("# m manages trusted-users: a\ntrusted-users = root a b\n# m manages trusted-users: b\n")
+    out, result = listed(text, "trusted-users", ["a"], marker="m")
+    assert out == "# m manages trusted-users: a\ntrusted-users = root a\n"
+    assert result == {"added": [], "removed": ["b"], "items": ["root", "a"], "managed": ["a"]}
+
+
+LIST_KEYS = [key for key in KEYS if key != "extra-builders" and split_key(key)[0] in LIST_SETTINGS]
+item = token.filter(lambda text: not any(char.isspace() for char in text))
+
+
+@settings(max_examples=300)
+@given(conf_text, st.sampled_from(LIST_KEYS), st.lists(item, max_size=3), st.lists(item, max_size=3))
+def test_property_edit_list(text, key, present, absent):
+    absent = [entry for entry in absent if entry not in present]
+    conf = NixConf.parse(text)
+    before_snapshot = snapshot(conf)
+    before = conf.list_value(key)
+    base_lines = len(conf.overriding_lines(key))
+    result = conf.edit_list(key, present, absent)
+    out = conf.render()
+    reparsed = NixConf.parse(out)
+    after = reparsed.list_value(key)
+    assert after == result["items"]
+    assert all(entry in after for entry in present) and not any(entry in after for entry in absent)
+    if split_key(key)[1] or len(reparsed.overriding_lines(key)) == base_lines:
+        kept = [entry for entry in before if entry not in absent]
+        assert after == kept + [entry for entry in dict.fromkeys(present) if entry not in kept]
+    # Again: nothing changes.
+    assert reparsed.edit_list(key, present, absent)["added"] == [] and reparsed.render() == out
+    touched = family(key)
+    for other, old in before_snapshot.items():
+        if family(other) != touched and canonical_key(other) not in touched:
+            assert reparsed.get(other) == old, other
+    if not result["added"] and not result["removed"]:
+        assert out == text
+
+
+@settings(max_examples=200)
+@given(conf_text, st.sampled_from(LIST_KEYS), st.lists(item, max_size=4), st.lists(item, max_size=4))
+def test_property_marker_removes_only_what_it_added(text, key, first, second):
+    conf = NixConf.parse(text)
+    before = conf.list_value(key)
+    added = conf.edit_list(key, first, marker="m")["added"]
+    result = conf.edit_list(key, second, marker="m")
+    after = conf.list_value(key)
+    assert all(entry in after for entry in second)
+    for entry in before:
+        if split_key(key)[1] or entry not in added:
+            # An item that was there before the first run is never removed by the second.
+            assert entry in after or entry in added, entry
+    for entry in added:
+        if entry not in second:
+            assert entry not in after
+    assert set(result["managed"]) == {entry for entry in added if entry in second} | set(result["added"])
+    # The comment alone does not change what Nix reads; without items it is gone.
+    assert conf.managed_items("m") == ({canonical_key(key) if not split_key(key)[1] else "extra-" + split_key(key)[0]: result["managed"]}
+                                       if result["managed"] else {})

@@ -89,6 +89,28 @@ def test_credentials_of_every_setting_never_appear(tmp_path, setting, old, new):
     assert NEW_SECRET in (conf_dir / "nix.conf").read_text()
 
 
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_list_items_of_credential_settings_never_appear(tmp_path, check_mode):
+    """list_items of access-tokens and impure-env, the marker comment recording them, and URL passwords
+    in substituters items are masked like settings values (result, diff, invocation)."""
+    conf_dir = tmp_path / "etc-nix"
+    conf_dir.mkdir()
+    (conf_dir / "nix.conf").write_text(f"# nix_remote.builders manages access-tokens: github.com={OLD_TOKEN}\n"
+                                       f"access-tokens = gitlab.com={INCLUDED_TOKEN}\n")
+    output, result = run_as_process(tmp_path, {
+        "path": str(conf_dir / "nix.conf"), "validate": False, "managed_marker": "nix_remote.builders",
+        "list_items": {"access-tokens": {"present": [f"github.com={NEW_TOKEN}"]},
+                       "extra-impure-env": {"present": [f"TOKEN={NEW_SECRET}"]},
+                       "extra-substituters": {"present": [f"https://u:{OLD_SECRET}@cache.example"]}},
+    }, check_mode=check_mode)
+    assert result.get("changed") and not result.get("failed"), result
+    assert "diff" in result and "invocation" in result and "extra-substituters" in result["diff"]["after"]
+    for secret in (OLD_TOKEN, NEW_TOKEN, INCLUDED_TOKEN, NEW_SECRET, OLD_SECRET):
+        assert secret not in output
+    if not check_mode:
+        assert NEW_TOKEN in (conf_dir / "nix.conf").read_text()
+
+
 @pytest.mark.parametrize("text", [
     f"access-tokens=github.com={OLD_SECRET}\n",            # a syntax error: the message quotes the line
     f"access-tokens github.com={OLD_SECRET}\n",
