@@ -244,9 +244,9 @@ def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> dict:
         except ValueError as exc:
             module.fail_json(msg=f"{path}: absent: {key}: {exc}")
     lists = {}
-    for key, spec in module.params["list_items"].items():
+    for key, spec in (module.params.get("list_items") or {}).items():
         try:
-            lists[key] = conf.edit_list(key, spec["present"], spec["absent"], marker=module.params["managed_marker"])
+            lists[key] = conf.edit_list(key, spec["present"], spec["absent"], marker=module.params.get("managed_marker"))
         except NixConfError as exc:
             module.fail_json(msg=f"{path}: list_items.{key}: {exc.detail}")
     return lists
