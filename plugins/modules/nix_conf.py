@@ -80,9 +80,9 @@ options:
     description:
       - Record the items this module added through O(list_items) in a comment line, so that a later run
         can remove them when they are no longer in C(present), without a state file.
-      - The comment reads C(# <managed_marker> manages <NAME>: <item> <item> ...), with C(NAME) the setting
+      - 'The comment reads C(# <managed_marker> manages <NAME>: <item> <item> ...), with C(NAME) the setting
         as named in O(list_items) with aliases resolved. It is written directly above the line the items
-        were added to, and found again wherever it is in the file. Nix ignores it like any comment.
+        were added to, and found again wherever it is in the file. Nix ignores it like any comment.'
       - Items the comment records that are not in C(present) any more are removed, in addition to C(absent).
         Items the comment does not record (added by an administrator) are never removed unless they are in
         C(absent); an item that was already in the list is not recorded.
