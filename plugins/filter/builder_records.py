@@ -76,10 +76,20 @@ options:
     elements: dictionary
     default: []
   previous:
-    description: The records written on the last run (from the role's state file).
+    description:
+      - The records written on the last run (from P(nix_remote.builders.managed_records#filter), or the old state file).
+        Those of builders not configured in this run are kept as they are, with their C(machine.comment).
     type: list
     elements: dictionary
     default: []
+  marker:
+    description:
+      - What starts the marker comment that each new record's C(machine.comment) holds, followed by the record without
+        C(machine) as compact JSON; M(nix_remote.builders.nix_machines) writes it above the entry and
+        P(nix_remote.builders.managed_records#filter) reads it back. V(null) leaves C(machine.comment) out.
+    type: string
+    default: "nix_remote.builders "
+    version_added: 0.2.0
   present:
     description: V(false) when the client itself is withdrawn; then there are no records.
     type: boolean
@@ -106,7 +116,7 @@ _value:
     - One record per builder, with the keys C(name), C(source) (V(inventory) or V(external)), C(trust)
       (inventory builders only), C(uri), C(alias) (empty, or C(name), C(hostname), C(port), C(user)),
       C(match_hosts), C(known_hosts) and C(machine) (an item for M(nix_remote.builders.nix_machines)'s
-      O(nix_remote.builders.nix_machines#module:builders), without C(state)).
+      O(nix_remote.builders.nix_machines#module:builders), without C(state), with its marker C(comment)).
   type: list
   elements: dictionary
 """
@@ -114,20 +124,22 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.builder_records import (
+    MARKER,
     RecordError,
     builder_records as _builder_records,
 )
 
 
 def builder_records(builders, hostvars, client, nix_version=None, key_path=None, port_style="auto",
-                    external_builders=None, previous=None, present=True, capabilities=None):
+                    external_builders=None, previous=None, present=True, capabilities=None, marker=MARKER):
     """Records of every builder of a client (see DOCUMENTATION)."""
     if not key_path:
         raise AnsibleFilterError("builder_records: key_path is required")
     try:
         return _builder_records(hostvars, builders, client, nix_version=nix_version, key_path=key_path,
                                 port_style=port_style, external_builders=external_builders or [],
-                                previous=previous or [], present=present, capabilities=capabilities)
+                                previous=previous or [], present=present, capabilities=capabilities,
+                                marker=marker)
     except (RecordError, ValueError) as exc:
         raise AnsibleFilterError("builder_records: %s" % exc) from exc
 

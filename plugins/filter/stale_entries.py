@@ -33,7 +33,8 @@ EXAMPLES = r"""
 - name: Work out what to remove
   ansible.builtin.set_fact:
     stale: "{{ previous_records | nix_remote.builders.stale_entries(records) }}"
-# stale.uris: machines URIs to remove; stale.known_hosts: host names to remove from ssh_known_hosts
+# stale.uris: machines URIs to remove; stale.known_hosts: host names to remove from ssh_known_hosts;
+# stale.machines: nix_remote.builders.nix_machines items that remove those entries and their marker comments
 """
 
 RETURN = r"""
@@ -49,6 +50,14 @@ _value:
       description: Host names (the first field of a known_hosts line) of the last run that no record has now.
       type: list
       elements: string
+    machines:
+      description:
+        - The items for M(nix_remote.builders.nix_machines)'s O(nix_remote.builders.nix_machines#module:builders) that
+          remove the entries of C(uris), each with C(uri), C(state=absent) and, when the previous record's C(machine)
+          has one, its marker C(comment), so that the comment line above the entry is removed with it.
+      type: list
+      elements: dictionary
+      version_added: 0.2.0
 """
 
 from ansible.errors import AnsibleFilterError

@@ -18,7 +18,19 @@ A record::
      'alias': {},                         # or {'name', 'hostname', 'port', 'user'}: ssh Host alias
      'match_hosts': ['host'],             # names the ssh_config Match block lists
      'known_hosts': ['host ssh-ed25519 AAAA...'],
-     'machine': {...}}                    # nix_machines' builders item (without state)
+     'machine': {...}}                    # nix_machines' builders item (without state), with
+                                          # 'comment': the marker comment (managed_comment)
+
+The machines file itself says which entries are the role's (managed_records): the line directly
+above each of them is the comment nix_machines writes from ``machine.comment``::
+
+    # nix_remote.builders {"alias":{},"known_hosts":[...],"match_hosts":[...],"name":"builder1",...}
+    ssh-ng://remotebuild@host x86_64-linux /root/.ssh/nix_remote_builders_ed25519 2 4 kvm - c3No...
+
+that is the marker (MARKER) and the record without ``machine`` as compact JSON with sorted keys,
+ASCII only and ``;`` written as ``\u003b``, so the line holds no ``;`` (Nix before 2.29 and Lix split
+lines on ``;`` before they remove comments) and no newline.  The machine fields are read back
+from the entry below it.
 
 How a port is addressed (facts 1.4 and P7):
 
@@ -38,12 +50,20 @@ never written for a client Nix older than 2.4, which ignores it.
 
 from __future__ import annotations
 
+import json
 import re
 
-from ansible_collections.nix_remote.builders.plugins.module_utils.machines import parse_nix_version
+from ansible_collections.nix_remote.builders.plugins.module_utils.machines import (
+    MachinesDocument,
+    check_comment,
+    normalize_store_uri,
+    parse_nix_version,
+)
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import capabilities as nix_capabilities
 
 PORT_STYLES = ("auto", "uri", "alias")
+# What starts the comment above an entry the role manages; the record's JSON follows it.
+MARKER = "nix_remote.builders "
 
 _ALIAS_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
 # scheme://[user@]host: the host of an external builder's URI, IPv6 literals in brackets.
@@ -232,12 +252,14 @@ def unconfigured_builders(hostvars, builders, client, present=True):
 
 
 def builder_records(hostvars, builders, client, *, nix_version=None, key_path, port_style="auto",
-                    external_builders=(), previous=(), present=True, capabilities=None):
+                    external_builders=(), previous=(), present=True, capabilities=None, marker=MARKER):
     """Every record of this client, in the role's order.
 
     The inventory builders (sorted, with remote_builder_export state present, not withdrawn),
     then the external builders, then the previous records of the builders that were not
-    configured in this run.  Nothing at all when the client itself is withdrawn (present false).
+    configured in this run (as they are).  Nothing at all when the client itself is withdrawn
+    (present false).  The new records' machine carries its marker comment (managed_comment with
+    MARKER); marker None leaves it out.
     """
     # The client's capabilities (nix_info's, or the table's for nix_version); refuses an unknown
     # port style or version before any builder is read.
@@ -253,9 +275,114 @@ def builder_records(hostvars, builders, client, *, nix_version=None, key_path, p
                                         key_path=key_path, port_style=port_style, capabilities=capabilities))
     if present:
         records.extend(external_record(x, key_path=key_path) for x in external_builders or [])
+    if marker is not None:
+        for record in records:
+            record["machine"]["comment"] = managed_comment(record, marker)
     unconfigured = unconfigured_builders(hostvars, builders, client, present)
     records.extend(r for r in previous or [] if r.get("name") in unconfigured)
     return records
+
+
+def _check_marker(marker):
+    if not isinstance(marker, str) or not marker.strip():
+        raise RecordError("marker %r is not a non-empty string" % (marker,))
+    try:
+        check_comment(marker)
+    except ValueError as exc:
+        raise RecordError("marker: %s" % exc) from None
+
+
+def managed_comment(record, marker=MARKER):
+    """The comment nix_machines writes above a record's entry: MARKER and the record without
+    ``machine`` as compact JSON (sorted keys, ASCII only, ``;`` escaped as ``\u003b``)."""
+    _check_marker(marker)
+    data = {key: value for key, value in record.items() if key != "machine"}
+    for key in ("name", "uri"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise RecordError("a record without %s: %r" % (key, data))
+    # ';' can only stand inside a JSON string, where \u003b means the same character.
+    text = marker + json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).replace(";", "\\u003b")
+    check_comment(text)  # ASCII JSON holds no newline, NUL or ';': this cannot fail
+    return text
+
+
+def _number(value):
+    return int(value) if float(value).is_integer() else value
+
+
+def managed_records(text, marker=MARKER, *, source="<machines>"):
+    """The records of the entries a machines file marks as managed (see managed_comment), in
+    file order: the marker's record, with ``machine`` read from the entry directly below it
+    (``uri`` as the marker has it, ``comment`` the comment as written).
+
+    TEXT may be empty or None (no file).  Comments without the marker, and entries without a
+    marker comment, are ignored.  A marker that cannot be trusted raises RecordError naming
+    SOURCE and the line: JSON that does not parse or is no object, no ``name`` or ``uri``, no
+    entry alone on the line below it, an entry for another URI, or a name marked twice.  Such a
+    line was edited by hand; deleting it leaves the entry below unmanaged.  The entries must
+    parse (MachinesFormatError, a ValueError, names the line otherwise).
+    """
+    _check_marker(marker)
+    document = MachinesDocument.parse(text or "", source=source)
+    records, lines = [], {}
+    for number, comment, machine in document.comments():
+        if not comment.startswith(marker):
+            continue
+        where = "%s: line %d: the marker comment of nix_remote.builders" % (source, number)
+        fix = "; delete the line to leave the entry below it unmanaged, or restore it"
+        try:
+            data = json.loads(comment[len(marker):])
+        except ValueError as exc:
+            raise RecordError("%s is not valid JSON (%s)%s" % (where, exc, fix)) from None
+        if not isinstance(data, dict):
+            raise RecordError("%s is not a JSON object%s" % (where, fix))
+        for key in ("name", "uri"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise RecordError("%s has no %s%s" % (where, key, fix))
+        if machine is None:
+            raise RecordError("%s (%s) is not directly above a machine entry alone on its line%s"
+                              % (where, data["name"], fix))
+        if normalize_store_uri(data["uri"]) != normalize_store_uri(machine.store_uri):
+            raise RecordError("%s names %s for %s, but the entry below it is %s%s"
+                              % (where, data["uri"], data["name"], machine.store_uri, fix))
+        if data["name"] in lines:
+            raise RecordError("%s marks %s again (first on line %d)%s" % (where, data["name"], lines[data["name"]], fix))
+        lines[data["name"]] = number
+        data.pop("machine", None)
+        data["machine"] = {
+            "uri": data["uri"],
+            "systems": list(machine.systems),
+            "ssh_key": machine.ssh_key,
+            "max_jobs": machine.max_jobs,
+            "speed_factor": _number(machine.speed_factor),
+            "supported_features": list(machine.supported_features),
+            "mandatory_features": list(machine.mandatory_features),
+            "public_host_key": machine.public_host_key,
+            "comment": comment,
+        }
+        records.append(data)
+    return records
+
+
+def merge_previous(legacy, marked, marker=MARKER):
+    """The previous records from the old state file (LEGACY, its ``builders`` list) and from the
+    machines file (MARKED, managed_records): a marked record wins over a legacy one of the same
+    name.  A legacy record's machine gets its marker comment, so that an entry kept as it was
+    is marked when it is written again.  Legacy order, then the marked records not in it."""
+    _check_marker(marker)
+    by_name = {r["name"]: r for r in marked or []}
+    out = []
+    for record in legacy or []:
+        if not isinstance(record, dict) or not isinstance(record.get("machine"), dict):
+            raise RecordError("a previous record from the state file is not a record with a machine: %r" % (record,))
+        if record.get("name") in by_name:
+            out.append(by_name.pop(record["name"]))
+            continue
+        record = dict(record, machine=dict(record["machine"]))
+        record["machine"].setdefault("comment", managed_comment(record, marker))
+        out.append(record)
+    out.extend(r for r in marked or [] if r["name"] in by_name)
+    return out
 
 
 def _unique(items):
@@ -271,12 +398,24 @@ def _known_host_names(records):
 
 
 def stale_entries(previous, records):
-    """What the last run added that no current record has: machines URIs and known_hosts names."""
+    """What the last run added that no current record has: machines URIs and known_hosts names,
+    and ``machines``, the nix_machines items that remove those entries (``state: absent``, with
+    the record's marker comment when it has one, so that the comment line goes too)."""
     uris = [r["uri"] for r in records]
     names = _known_host_names(records)
+    stale = _unique(r["uri"] for r in previous or [] if r["uri"] not in uris)
+    items = []
+    for uri in stale:
+        item = {"uri": uri, "state": "absent"}
+        comment = next((r.get("machine", {}).get("comment") for r in previous if r["uri"] == uri
+                        and (r.get("machine") or {}).get("comment")), None)
+        if comment:
+            item["comment"] = comment
+        items.append(item)
     return {
-        "uris": _unique(r["uri"] for r in previous or [] if r["uri"] not in uris),
+        "uris": stale,
         "known_hosts": _unique(n for n in _known_host_names(previous or []) if n not in names),
+        "machines": items,
     }
 
 

@@ -11,7 +11,9 @@ on ``;``, entries are trimmed and empty ones skipped, ``@path`` entries are expa
 (a missing file is skipped, any other read error is an error).
 
 Rendering writes the portable form that every Nix (and Lix) version reads the same way: one
-entry per line, all 8 columns, ``-`` for unset ones, no leading whitespace, no comment.
+entry per line, all 8 columns, ``-`` for unset ones, no leading whitespace, no comment in the
+entry's line.  An entry's comment (MachinesDocument.upsert's ``comment``) is a line of its own,
+``# <comment>`` in the first column directly above the entry, and never holds ``;`` (check_comment).
 
 Pure Python standard library: this file is shipped to target hosts as module_utils.
 """
@@ -33,6 +35,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabiliti
 
 __all__ = [
     "Machine",
+    "check_comment",
     "MachinesDocument",
     "MachinesFormatError",
     "check_file_references",
@@ -509,6 +512,55 @@ def render_machine(machine, nix_version="2.4"):
     return " ".join(columns)
 
 
+def check_comment(text):
+    """Raise ValueError when ``text`` cannot be an entry's comment line (``# <text>``).
+
+    A newline, carriage return or NUL would end or cut the line.  ``;`` is refused because Nix
+    before 2.29 and Lix split a line on ``;`` before they remove the comment: ``# a ; b`` would
+    give them a builder ``b`` (facts 1.5).  ``#`` is harmless (the line is a comment already).
+    """
+    if not isinstance(text, str):
+        raise ValueError("comment %r is not a string" % (text,))
+    for char, why in (("\n", "a newline would end the comment line"),
+                      ("\r", "a carriage return would end the comment line"),
+                      ("\x00", "a NUL character cannot be written"),
+                      (";", "Nix before 2.29 and Lix split lines on ';' before they remove comments, so the text "
+                            "after it would be read as a builder")):
+        if char in text:
+            raise ValueError("comment %r contains %r: %s" % (text, char, why))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("comment %r is not valid UTF-8 text" % (text,)) from None
+
+
+def comment_line(text):
+    """The line written for an entry's comment: ``# <text>``."""
+    return "# " + text
+
+
+def _comment_text(line):
+    """The text of a whole-line comment (after ``#`` and one space), or None for any other line."""
+    body = line[:-1] if line.endswith("\r") else line
+    body = body.lstrip(" \t")
+    if not body.startswith("#"):
+        return None
+    body = body[1:]
+    return body[1:] if body.startswith(" ") else body
+
+
+def _written_comment(line):
+    """True when ``line`` is a comment line upsert could have written (``# <text>`` in the first
+    column, text that check_comment accepts)."""
+    if not line.startswith("# "):
+        return False
+    try:
+        check_comment(line[2:])
+    except ValueError:
+        return False
+    return True
+
+
 class _Entry:
     """One non-empty entry of a document line: a machine or an ``@file`` reference."""
 
@@ -567,6 +619,49 @@ class MachinesDocument:
 
     def render(self):
         return "\n".join(self._lines)
+
+    def _eol(self, index):
+        """"\r" when the line at ``index`` (or the last one before it) ends so: CRLF files stay CRLF."""
+        for near in (index, index - 1):
+            if 0 <= near < len(self._lines) and self._lines[near]:
+                return "\r" if self._lines[near].endswith("\r") else ""
+        return ""
+
+    def _insert_line(self, index, text):
+        self._lines.insert(index, text)
+        self._entries.insert(index, ())
+        self._set_line(index, text)
+
+    def _comment_index(self, index):
+        """The line index of the comment of the entry alone on line ``index``, or None.
+
+        An entry's comment is the whole-line comment directly above it; an entry that shares its
+        line with others has none.
+        """
+        if self._inline or len(self._entries[index]) != 1 or index == 0:
+            return None
+        return index - 1 if _comment_text(self._lines[index - 1]) is not None else None
+
+    def comments(self):
+        """Every whole-line comment as (line number, text, machine): machine is the Machine of the
+        entry directly below when that line holds exactly that one machine entry, else None."""
+        out = []
+        for index, line in enumerate(self._lines):
+            text = _comment_text(line) if not self._inline else None
+            if text is None:
+                continue
+            below = self._entries[index + 1] if index + 1 < len(self._entries) else ()
+            machine = below[0].machine if len(below) == 1 else None
+            out.append((index + 1, text, machine))
+        return out
+
+    def comment(self, store_uri):
+        """The comment of the first entry for ``store_uri`` (see upsert), or None."""
+        matches = self._matches(normalize_store_uri(store_uri))
+        if not matches:
+            return None
+        above = self._comment_index(matches[0][0])
+        return None if above is None else _comment_text(self._lines[above])
 
     def machines(self):
         """The direct entries, in order (``@file`` references are not expanded)."""
@@ -631,23 +726,69 @@ class MachinesDocument:
             self._entries.append(())
             self._set_line(len(self._lines) - 1, text)
 
-    def upsert(self, machine, nix_version="2.4"):
+    def _remove_with_comment(self, index, position, comment, any_comment):
+        above = self._comment_index(index) if len(self._entries[index]) == 1 else None
+        self._remove_entry(index, position)
+        if above is not None:
+            # The entry's line is gone; its comment line is still at `above`.
+            line = self._lines[above].rstrip("\r")
+            if (comment is not None and line == comment_line(comment)) or (any_comment and _written_comment(line)):
+                self._delete_line(above)
+
+    def _set_comment(self, index, position, comment):
+        """Make ``# <comment>`` the comment line of the entry at (index, position). Returns changed."""
+        wanted = comment_line(comment)
+        if self._inline:
+            raise ValueError("a builders setting is one line and has no room for a comment line")
+        if len(self._entries[index]) != 1:
+            # The entry shares its line: move it to a line of its own, below, under its comment.
+            entry = self._entries[index][position]
+            text = self._lines[index][entry.start:entry.end]
+            eol = self._eol(index)
+            self._remove_entry(index, position)
+            self._insert_line(index + 1, wanted + eol)
+            self._insert_line(index + 2, text + eol)
+            return True
+        above = self._comment_index(index)
+        eol = self._eol(index)
+        if above is None:
+            self._insert_line(index, wanted + eol)
+            return True
+        line = self._lines[above]
+        if line.rstrip("\r") == wanted:
+            return False
+        self._set_line(above, wanted + ("\r" if line.endswith("\r") else ""))
+        return True
+
+    def upsert(self, machine, nix_version="2.4", comment=None):
         """Replace the entry with the same normalized URI in place, or append one.
 
         Returns True when the text changed. An existing entry that already means the same
         machine is left byte-identical; further entries for the same URI are removed.
+
+        ``comment`` (checked by check_comment) makes the line directly above the entry
+        ``# <comment>``: an existing whole-line comment there is the entry's comment and is
+        replaced, otherwise the line is inserted; an entry that shares its line with others is
+        moved to a line of its own below it.  Further entries' comment lines that read the same
+        go with them.  None leaves comments as they are.  Not for an inline (nix.conf) value.
         """
+        if comment is not None:
+            check_comment(comment)
+            if self._inline:
+                raise ValueError("a builders setting is one line and has no room for a comment line")
         text = render_machine(machine, nix_version)
         # What Nix will read from our line (e.g. column 8 is dropped for Nix < 2.4).
         wanted = _parse_entry(text, (), "<rendered>", 1)
         key = normalize_store_uri(machine.store_uri)
         matches = self._matches(key)
         if not matches:
+            if comment is not None:
+                self._append(comment_line(comment))
             self._append(text)
             return True
         changed = False
         for index, position in reversed(matches[1:]):
-            self._remove_entry(index, position)
+            self._remove_with_comment(index, position, comment, False)
             changed = True
         index, position = matches[0]
         entry = self._entries[index][position]
@@ -655,13 +796,20 @@ class MachinesDocument:
             line = self._lines[index]
             self._set_line(index, line[:entry.start] + text + line[entry.end:])
             changed = True
+        if comment is not None:
+            changed = self._set_comment(index, position, comment) or changed
         return changed
 
-    def remove(self, store_uri):
-        """Remove every entry whose normalized URI equals that of ``store_uri``. Returns changed."""
+    def remove(self, store_uri, comment=None, any_comment=False):
+        """Remove every entry whose normalized URI equals that of ``store_uri``. Returns changed.
+
+        The comment line directly above an entry alone on its line goes with it when it reads
+        ``# <comment>``, or with ``any_comment`` when upsert could have written it (``# `` in the
+        first column, no ``;``); otherwise it is kept.
+        """
         matches = self._matches(normalize_store_uri(store_uri))
         for index, position in reversed(matches):
-            self._remove_entry(index, position)
+            self._remove_with_comment(index, position, comment, any_comment)
         return bool(matches)
 
 

@@ -98,6 +98,21 @@ options:
         description:
           - The base64 encoding of the builder's OpenSSH public host key line (C(base64 -w0 /etc/ssh/ssh_host_ed25519_key.pub)).
         type: str
+      comment:
+        description:
+          - A comment for the entry, written as the line C(# <comment>) directly above it.
+          - A whole-line comment directly above an entry (that is alone on its line) is that entry's comment. It is
+            replaced when it reads differently, so keep other comments apart from managed entries, for example by a blank line.
+            An entry that shares its line with other entries (C(a ; b)) is moved to a line of its own, below that line.
+          - When an entry is removed, its comment line goes with it if it reads C(# <comment>) (with
+            O(builders[].state=absent)); O(exclusive=true) removes the comment line directly above every entry it removes when O(builders[].comment)
+            could have written it.
+          - Without O(builders[].comment) the comments around the entry are left as they are.
+          - A newline, carriage return, NUL or C(;) is refused. Nix older than 2.29 and Lix split a line on C(;) before
+            they remove the comment, so the text after a C(;) in a comment would be read as a builder there.
+          - Not with O(nix_conf_path); a C(builders) setting is one line and has no room for a comment line.
+        type: str
+        version_added: 0.2.0
       state:
         description: Whether the entry should be present or absent.
         type: str
@@ -106,6 +121,8 @@ options:
   exclusive:
     description:
       - Remove every machine entry not listed in O(builders) with O(builders[].state=present). C(@file) references are kept.
+      - The comment line directly above a removed entry is removed with it when O(builders[].comment) could have written it
+        (C(# ) in the first column, no C(;)); other comments are kept.
     type: bool
     default: false
   nix_version:
@@ -146,6 +163,13 @@ EXAMPLES = r"""
         speed_factor: 2
         supported_features: [benchmark, big-parallel, kvm, nixos-test]
         public_host_key: c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUUxTlhVZHVsdW5URGZyZTQ5dFhKRnBOUFdoVVlHVUdOcWlZQ1ZYRHA5TFg=
+
+- name: Label a builder with a comment line above its entry
+  nix_remote.builders.nix_machines:
+    builders:
+      - uri: ssh-ng://remotebuild@builder2.example.org
+        systems: [aarch64-linux]
+        comment: managed by Ansible, see inventory host builder2
 
 - name: Remove a decommissioned builder
   nix_remote.builders.nix_machines:
@@ -212,6 +236,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.machines impor
     Machine,
     MachinesDocument,
     MachinesFormatError,
+    check_comment,
     check_file_references,
     legacy_parse_differences,
     normalize_store_uri,
@@ -234,6 +259,7 @@ BUILDER_SPEC = dict(
     supported_features=dict(type="list", elements="str", default=[]),
     mandatory_features=dict(type="list", elements="str", default=[]),
     public_host_key=dict(type="str", no_log=False),
+    comment=dict(type="str"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
 )
 
@@ -302,16 +328,35 @@ def machine_as_dict(machine: Machine) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(machine).items()}
 
 
-def apply_edits(doc: MachinesDocument, machines: list, absent: list, exclusive: bool, nix_version: str) -> None:
+def apply_edits(doc: MachinesDocument, machines: list, absent: list, exclusive: bool, nix_version: str,
+                comments: dict | None = None) -> None:
+    """Upsert MACHINES, remove the ABSENT URIs, then (EXCLUSIVE) every other entry.
+
+    COMMENTS maps a normalized URI (present or absent) to its comment (see upsert and remove).
+    """
+    comments = comments or {}
     for machine in machines:
-        doc.upsert(machine, nix_version=nix_version)
+        doc.upsert(machine, nix_version=nix_version, comment=comments.get(machine.store_uri))
     for uri in absent:
-        doc.remove(uri)
+        doc.remove(uri, comment=comments.get(uri))
     if exclusive:
         wanted = {m.store_uri for m in machines}
         for existing in doc.machines():
             if normalize_store_uri(existing.store_uri) not in wanted:
-                doc.remove(existing.store_uri)
+                doc.remove(existing.store_uri, any_comment=True)
+
+
+def check_comment_param(where: str, comment, in_nix_conf: bool) -> None:
+    """Refuse a comment that cannot be written: in a nix.conf value, or with a newline, NUL or ';'."""
+    if comment is None:
+        return
+    if in_nix_conf:
+        raise ValueError(f"{where}.comment: the builders setting of a nix.conf is one line and has no room for a comment "
+                         "line; drop comment, or manage the entry in a machines file (path)")
+    try:
+        check_comment(comment)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}") from None
 
 
 def mask_secrets(module: AnsibleModule, *texts: str) -> None:
@@ -393,7 +438,8 @@ def edit_file(module: AnsibleModule) -> dict:
     params = module.params
     nix_version = params["nix_version"]
     mask_secrets(module, *(spec["uri"] for spec in params["builders"]))
-    present, absent = [], []
+    in_nix_conf = params["nix_conf_path"] is not None
+    present, absent, comments = [], [], {}
     try:
         for index, spec in enumerate(params["builders"]):
             if spec["state"] == "absent":
@@ -401,6 +447,9 @@ def edit_file(module: AnsibleModule) -> dict:
                 absent.append(normalize_store_uri(spec["uri"]))
             else:
                 present.append(machine_from_params(index, spec, nix_version))
+            check_comment_param(f"builders[{index}]", spec["comment"], in_nix_conf)
+            if spec["comment"] is not None:
+                comments[absent[-1] if spec["state"] == "absent" else present[-1].store_uri] = spec["comment"]
     except ValueError as exc:
         # The file the entry was meant for, then the field: builders[N].field.
         module.fail_json(msg=f"{params['nix_conf_path'] or params['path']}: {exc}")
@@ -409,7 +458,6 @@ def edit_file(module: AnsibleModule) -> dict:
     if duplicates:
         module.fail_json(msg=f"builders: {', '.join(duplicates)} listed more than once")
 
-    in_nix_conf = params["nix_conf_path"] is not None
     try:
         path = check_symlink(params["nix_conf_path"] if in_nix_conf else params["path"], params["follow"])
         before, existed = read_config(path)
@@ -425,7 +473,7 @@ def edit_file(module: AnsibleModule) -> dict:
             doc = MachinesDocument.parse(value, source=f"{path}: builders", inline=True)
         else:
             doc = MachinesDocument.parse(before, source=path)
-        apply_edits(doc, present, absent, params["exclusive"], nix_version)
+        apply_edits(doc, present, absent, params["exclusive"], nix_version, comments)
         if in_nix_conf:
             conf.set("builders", doc.render())
             after = conf.render()

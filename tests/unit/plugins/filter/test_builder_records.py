@@ -79,8 +79,15 @@ def test_port_22_is_the_plain_host_with_column_8():
         "known_hosts": ["192.0.2.10 " + HOST_KEY],
         "machine": {"uri": "ssh-ng://remotebuild@192.0.2.10", "systems": ["x86_64-linux"], "ssh_key": KEY_PATH,
                     "max_jobs": 2, "speed_factor": 4, "supported_features": ["big-parallel", "kvm"],
-                    "mandatory_features": [], "public_host_key": HOST_KEY_B64},
+                    "mandatory_features": [], "public_host_key": HOST_KEY_B64,
+                    "comment": 'nix_remote.builders {"alias":{},"known_hosts":["192.0.2.10 ' + HOST_KEY + '"],'
+                               '"match_hosts":["192.0.2.10"],"name":"b1","source":"inventory","trust":"trusted",'
+                               '"uri":"ssh-ng://remotebuild@192.0.2.10"}'},
     }
+
+
+def test_marker_none_leaves_the_comment_out():
+    assert "comment" not in one(marker=None)["machine"]
 
 
 @pytest.mark.parametrize("nix, style", [("2.26.3", "auto"), ("2.30.2", "auto"), ("2.34.1", "alias"), ("2.3.16", "auto")])
@@ -274,7 +281,11 @@ def external(**fields):
 
 
 def test_an_external_builder_with_defaults():
-    assert external() == {
+    record = external()
+    assert record["machine"].pop("comment") == (
+        'nix_remote.builders {"alias":{},"known_hosts":[],"match_hosts":["eu.nixbuild.net"],'
+        '"name":"external:nixbuild","source":"external","uri":"ssh-ng://eu.nixbuild.net"}')
+    assert record == {
         "name": "external:nixbuild", "source": "external", "uri": "ssh-ng://eu.nixbuild.net", "alias": {},
         "match_hosts": ["eu.nixbuild.net"], "known_hosts": [],
         "machine": {"uri": "ssh-ng://eu.nixbuild.net", "systems": ["x86_64-linux", "aarch64-linux"],
@@ -287,6 +298,7 @@ def test_an_external_builder_with_every_field():
     record = external(ssh_key="/root/.ssh/nixbuild", max_jobs="100", speed_factor=3, supported_features=["kvm"],
                       mandatory_features=["benchmark"], public_host_key=HOST_KEY_B64,
                       known_hosts=["eu.nixbuild.net " + HOST_KEY])
+    assert record["machine"].pop("comment").startswith("nix_remote.builders {")
     assert record["machine"] == {
         "uri": "ssh-ng://eu.nixbuild.net", "systems": ["x86_64-linux", "aarch64-linux"],
         "ssh_key": "/root/.ssh/nixbuild", "max_jobs": 100, "speed_factor": 3, "supported_features": ["kvm"],
@@ -352,18 +364,29 @@ def test_stale_entries_are_what_the_last_run_had_and_this_one_has_not():
     assert stale_entries(previous, current) == {
         "uris": ["ssh-ng://remotebuild@nix-builder-b1", "ssh-ng://remotebuild@192.0.2.11"],
         "known_hosts": ["nix-builder-b1", "192.0.2.11"],
+        "machines": [{"uri": "ssh-ng://remotebuild@nix-builder-b1", "state": "absent"},
+                     {"uri": "ssh-ng://remotebuild@192.0.2.11", "state": "absent"}],
     }
+
+
+def test_stale_machines_carry_the_marker_comment_of_the_previous_record():
+    previous = [{"uri": "ssh-ng://a", "known_hosts": [], "machine": {"uri": "ssh-ng://a", "comment": "nix_remote.builders {}"}},
+                {"uri": "ssh-ng://b", "known_hosts": [], "machine": {"uri": "ssh-ng://b"}}]
+    assert stale_entries(previous, [])["machines"] == [
+        {"uri": "ssh-ng://a", "state": "absent", "comment": "nix_remote.builders {}"},
+        {"uri": "ssh-ng://b", "state": "absent"}]
 
 
 def test_nothing_is_stale_on_a_first_run_or_an_unchanged_one():
     current = [{"uri": "ssh-ng://remotebuild@192.0.2.10", "known_hosts": ["192.0.2.10 k"]}]
-    assert stale_entries([], current) == {"uris": [], "known_hosts": []}
-    assert stale_entries(current, current) == {"uris": [], "known_hosts": []}
+    assert stale_entries([], current) == {"uris": [], "known_hosts": [], "machines": []}
+    assert stale_entries(current, current) == {"uris": [], "known_hosts": [], "machines": []}
 
 
 def test_everything_is_stale_when_no_builder_is_left():
     previous = [{"uri": "ssh-ng://x", "known_hosts": ["x k"]}]
-    assert stale_entries(previous, []) == {"uris": ["ssh-ng://x"], "known_hosts": ["x"]}
+    assert stale_entries(previous, []) == {"uris": ["ssh-ng://x"], "known_hosts": ["x"],
+                                           "machines": [{"uri": "ssh-ng://x", "state": "absent"}]}
 
 
 def test_a_previous_record_without_a_uri_is_named():
