@@ -55,7 +55,7 @@ options:
   list_items:
     description:
       - Items to add to or remove from list settings, as a dictionary of setting name to a dictionary with
-        C(present) and/or C(absent), each a list of items.
+        C(present) and/or C(absent), each a list of items (strings, compared as written).
       - The list is the value of the setting as Nix reads it from the edited file. For C(NAME) (or an alias)
         that is the last C(NAME) line and the C(extra-NAME) lines after it; for C(extra-NAME) it is the
         C(extra-NAME) lines in effect only (what they append), so an item of the plain C(NAME) line does

@@ -215,7 +215,8 @@ def marked(data, entry="ssh-ng://remotebuild@b1 x86_64-linux"):
     (marked({"name": "b1", "uri": "ssh-ng://remotebuild@b9"}),
      "names ssh-ng://remotebuild@b9 for b1, but the entry below it is ssh-ng://remotebuild@b1"),
     (marked({"name": "b1", "uri": "ssh-ng://remotebuild@b1"})
-     + '# nix_remote.builders {"name":"b1","uri":"ssh://b2"}\nssh://b2\n', "line 4: the marker comment of nix_remote.builders marks b1 again (first on line 2)"),
+     + '# nix_remote.builders {"name":"b1","uri":"ssh://b2"}\nssh://b2\n',
+     "line 4: the marker comment of nix_remote.builders marks b1 again (first on line 2)"),
 ])
 def test_a_marker_that_cannot_be_trusted_fails_naming_the_line(text, expect):
     with pytest.raises(RecordError) as caught:

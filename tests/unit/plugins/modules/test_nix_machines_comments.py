@@ -61,8 +61,8 @@ def test_a_comment_for_an_existing_entry_without_one_is_inserted(run_module, mac
 
 def test_the_whole_line_comment_directly_above_is_the_entry_s_comment(run_module, machines):
     # documented: a comment directly above an entry is replaced; keep others apart with a blank line
-    assert run(run_module, machines, [{"uri": "nix@old.example.org", "systems": ["x86_64-linux"],
-                                        "ssh_key": "/root/.ssh/id_old", "max_jobs": 2, "comment": "old one"}])["changed"]
+    old = {"uri": "nix@old.example.org", "systems": ["x86_64-linux"], "ssh_key": "/root/.ssh/id_old", "max_jobs": 2}
+    assert run(run_module, machines, [dict(old, comment="old one")])["changed"]
     assert machines.read_text() == "# old one\nnix@old.example.org x86_64-linux /root/.ssh/id_old 2 1\n\n"
 
 
