@@ -29,6 +29,9 @@ description:
   - With O(legacy), the records of the old state file (C(/etc/nix/nix-remote-builders.json), its C(builders))
     are merged in; a marked record wins over a legacy one of the same name, and a legacy record's C(machine) gets
     its marker comment so that an entry kept as it was is marked when it is written again.
+  - With O(kind=nixos_module) the text is the client's generated NixOS module, whose header comment holds one
+    marker line per record with its C(machine) (P(nix_remote.builders.nixos_module_comment#filter) writes them):
+    NixOS generates the machines file from C(nix.buildMachines), which has no room for comments.
   - The filter is pure and reads only its arguments.
 positional: _input
 options:
@@ -44,6 +47,11 @@ options:
     description: The file the text was read from, named in error messages.
     type: string
     default: <machines>
+  kind:
+    description: What the text is, a machines file or the client's generated NixOS module.
+    type: string
+    default: machines
+    choices: [machines, nixos_module]
   legacy:
     description: The records of the old state file (its C(builders) list), to merge in.
     type: list
@@ -82,15 +90,21 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_record
     MARKER,
     managed_records as _managed_records,
     merge_previous,
+    nixos_module_records,
 )
 
 
-def managed_records(text, marker=MARKER, path="<machines>", legacy=None):
+def managed_records(text, marker=MARKER, path="<machines>", legacy=None, kind="machines"):
     """The records of the marked entries of a machines file (see DOCUMENTATION)."""
     if text is not None and not isinstance(text, str):
         raise AnsibleFilterError("managed_records: the input is %r, not the text of a machines file" % (text,))
     try:
-        marked = _managed_records(text, marker, source=path)
+        if kind == "machines":
+            marked = _managed_records(text, marker, source=path)
+        elif kind == "nixos_module":
+            marked = nixos_module_records(text, marker, source=path)
+        else:
+            raise ValueError("kind must be machines or nixos_module, not %r" % (kind,))
         return merge_previous(legacy, marked, marker) if legacy else marked
     except ValueError as exc:  # RecordError, and MachinesFormatError for an entry that does not parse
         raise AnsibleFilterError("managed_records: %s" % exc) from exc

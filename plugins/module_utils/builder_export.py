@@ -9,7 +9,7 @@ signing keys it trusts, and the daemon handler's rollback list.
 Pure functions over plain data (nix_info's result, the role's options, other hosts' variables),
 used by the remote_builder role (and, for the rollback list, local_client) through the filter
 plugins ``builder_capacity``, ``builder_export``, ``authorized_key_sources``,
-``authorized_keys_file``, ``signing_keys``, ``signing_trust_settings`` and ``rollback_list``.
+``authorized_keys_file``, ``signing_keys``, ``trust_list_items`` and ``rollback_list``.
 
 ``remote_builder_export``, read by clients through module_utils/builder_records.py::
 
@@ -175,25 +175,58 @@ def signing_keys(clients, builders, hostvars):
     return sorted(set(k for k in found if k))
 
 
-def signing_trust_settings(ours, conf_lists, previous, secret_key_file, user):
-    """The nix.conf lists of a signing builder.
+def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secret_key_file=None, state="present"):
+    """The list items a builder's nix.conf gets for its trust mode, for nix_conf's ``list_items``.
 
-    extra-trusted-public-keys: the administrator's keys first, in their order, then ours
-    (OURS sorted), without the keys this role trusted on the last run (PREVIOUS) that are not
-    ours any more. extra-secret-key-files: the builder's own key. extra-trusted-users, when
-    nix.conf has the setting: without the build user (signing mode does not trust it).
+    nix_conf with ``managed_marker`` records what it added and removes what the role no longer
+    lists, and keeps every item an administrator wrote, so only the role's own items are named:
+
+    - trusted: the build user in extra-trusted-users (trusted-users with root kept on Nix < 2.4,
+      which has no extra- settings: MODERN false); no signing keys or secret key of the role.
+    - signing: KEYS (the clients' and builders' signing keys, sorted) in extra-trusted-public-keys,
+      the builder's SECRET_KEY_FILE in extra-secret-key-files, and the build user out of
+      extra-trusted-users. RETIRED_KEYS are keys an older version recorded in a state file: the
+      ones that are not KEYS any more are removed, the others are adopted (recorded as ours).
+    - STATE absent (the builder is withdrawn): the build user out of the trusted users and every
+      key and secret key file the role recorded removed, whatever the mode.
     """
-    ours = list(ours or [])
-    previous = list(previous or [])
-    conf_lists = conf_lists or {}
-    keys = []
-    for k in list(conf_lists.get("extra-trusted-public-keys") or []) + ours:
-        if k not in keys and (k in ours or k not in previous):
-            keys.append(k)
-    settings = {"extra-trusted-public-keys": keys, "extra-secret-key-files": [secret_key_file]}
-    if "extra-trusted-users" in conf_lists:
-        settings["extra-trusted-users"] = [u for u in conf_lists["extra-trusted-users"] or [] if u != user]
-    return settings
+    if trust not in ("trusted", "signing"):
+        raise ValueError("trust must be 'trusted' or 'signing', not %r" % (trust,))
+    if not user:
+        raise ValueError("the build user is required")
+    if state not in ("present", "absent"):
+        raise ValueError("state must be 'present' or 'absent', not %r" % (state,))
+    if state == "absent":
+        if not modern:
+            return {"trusted-users": {"absent": [user]}}
+        return {
+            "extra-trusted-users": {"absent": [user]},
+            "extra-trusted-public-keys": {"present": []},
+            "extra-secret-key-files": {"present": []},
+        }
+    keys = sorted(set(k for k in keys or () if k))
+    retired = sorted(set(k for k in retired_keys or () if k))
+    if not modern:
+        if trust == "signing":
+            raise ValueError("signing mode needs extra- settings (Nix 2.4 and later)")
+        return {"trusted-users": {"present": ["root", user]}}
+    if trust == "trusted":
+        return {
+            "extra-trusted-users": {"present": [user]},
+            "extra-trusted-public-keys": {"present": []},
+            "extra-secret-key-files": {"present": []},
+        }
+    if not secret_key_file:
+        raise ValueError("signing mode needs the builder's secret key file")
+    keys_items = {"present": keys}
+    if retired:
+        keys_items["absent"] = [k for k in retired if k not in keys]
+        keys_items["adopt"] = [k for k in retired if k in keys]
+    return {
+        "extra-trusted-public-keys": keys_items,
+        "extra-secret-key-files": {"present": [secret_key_file]},
+        "extra-trusted-users": {"absent": [user]},
+    }
 
 
 def _changed(result):

@@ -278,6 +278,11 @@ def builder_records(hostvars, builders, client, *, nix_version=None, key_path, p
     if marker is not None:
         for record in records:
             record["machine"]["comment"] = managed_comment(record, marker)
+    for r in records:
+        machine = r["machine"]
+        if not machine.get("systems") or machine["max_jobs"] < 0:
+            raise RecordError("builder %s has no systems or a negative max_jobs (check its local_client_builder_overrides "
+                              "or local_client_external_builders entry)" % r["name"])
     unconfigured = unconfigured_builders(hostvars, builders, client, present)
     records.extend(r for r in previous or [] if r.get("name") in unconfigured)
     return records
@@ -360,6 +365,53 @@ def managed_records(text, marker=MARKER, *, source="<machines>"):
             "public_host_key": machine.public_host_key,
             "comment": comment,
         }
+        records.append(data)
+    return records
+
+
+def nixos_module_comment(records, comment, marker=MARKER):
+    """The header comment of the client's generated NixOS module: COMMENT, then one line per
+    record, MARKER and the whole record (with ``machine``) as compact JSON.  NixOS generates the
+    machines file from nix.buildMachines, which has no room for comments, so the records of the
+    last run live here (nixos_module_records reads them back)."""
+    _check_marker(marker)
+    lines = [comment] if comment else []
+    for record in records or []:
+        data = {key: value for key, value in record.items() if key != "machine"}
+        for key in ("name", "uri"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise RecordError("a record without %s: %r" % (key, data))
+        data["machine"] = {key: value for key, value in (record.get("machine") or {}).items() if key != "comment"}
+        lines.append(marker + json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True))
+    return "\n".join(lines)
+
+
+def nixos_module_records(text, marker=MARKER, *, source="<NixOS module>"):
+    """The records nixos_module_comment wrote into a generated module's header (its leading
+    ``#`` lines), in order.  TEXT may be empty or None (no module yet).  A marker line that does
+    not hold a record (JSON object with name, uri and machine) raises RecordError naming SOURCE
+    and the line."""
+    _check_marker(marker)
+    records, names = [], {}
+    for number, line in enumerate((text or "").splitlines(), 1):
+        if not line.startswith("#"):
+            break  # the header ends at the module's first line of code
+        comment = line[1:].strip()
+        if not comment.startswith(marker):
+            continue
+        where = "%s: line %d: the marker comment of nix_remote.builders" % (source, number)
+        try:
+            data = json.loads(comment[len(marker):])
+        except ValueError as exc:
+            raise RecordError("%s is not valid JSON (%s)" % (where, exc)) from None
+        if not isinstance(data, dict) or not isinstance(data.get("machine"), dict):
+            raise RecordError("%s is not a record with a machine" % where)
+        for key in ("name", "uri"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise RecordError("%s has no %s" % (where, key))
+        if data["name"] in names:
+            raise RecordError("%s marks %s again (first on line %d)" % (where, data["name"], names[data["name"]]))
+        names[data["name"]] = number
         records.append(data)
     return records
 

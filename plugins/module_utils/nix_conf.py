@@ -550,7 +550,7 @@ class NixConf:
         self._lines[index] = line
         return line
 
-    def edit_list(self, key, present=(), absent=(), marker=None):
+    def edit_list(self, key, present=(), absent=(), marker=None, adopt=()):
         """Make the items in ``present`` part of the list value of ``key`` and drop those in ``absent``.
 
         The value is what Nix reads from this file: for ``NAME`` (or an alias) the last ``NAME``
@@ -567,7 +567,8 @@ class NixConf:
         added to; found again wherever it is).  Recorded items that are not in ``present`` any more
         are removed like ``absent`` ones; items the comment does not record are never removed
         unless listed in ``absent``.  The comment is rewritten when the recorded items change and
-        removed when none are left.
+        removed when none are left.  Items of ``adopt`` (a subset of ``present``) are recorded even
+        when the list already had them.
 
         Returns ``{"added": [...], "removed": [...], "items": [...], "managed": [...]}``.
         """
@@ -609,7 +610,7 @@ class NixConf:
 
         managed = []
         if marker is not None:
-            managed = [item for item in present if item in after and (item in recorded or item in added)]
+            managed = [item for item in present if item in after and (item in recorded or item in added or item in adopt)]
             self._record(comments, marker, name, managed, target)
         return {"added": added, "removed": removed, "items": after, "managed": managed}
 

@@ -69,6 +69,10 @@ options:
         comment, the setting name or alias as written) is kept.
       - Items are single words. An item with whitespace, C(#) or a NUL character is refused, and so is an
         item in both C(present) and C(absent).
+      - C(adopt) (with O(managed_marker) only) lists items of C(present) to record as the module's own even when the
+        list already has them, so that a later run removes them once they leave C(present). It takes over items an
+        earlier tool recorded elsewhere, such as the state file of this collection before 0.2.0; without it an
+        item that was already in the list is never recorded.
       - Only list settings (such as C(trusted-users), C(trusted-public-keys), C(substituters),
         C(system-features)) and their C(extra-) forms are accepted.
       - A setting named here may not be in O(settings) or O(absent) as well (nor twice, under an alias).
@@ -246,7 +250,8 @@ def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> dict:
     lists = {}
     for key, spec in (module.params.get("list_items") or {}).items():
         try:
-            lists[key] = conf.edit_list(key, spec["present"], spec["absent"], marker=module.params.get("managed_marker"))
+            lists[key] = conf.edit_list(key, spec["present"], spec["absent"], marker=module.params.get("managed_marker"),
+                                        adopt=spec.get("adopt", ()))
         except NixConfError as exc:
             module.fail_json(msg=f"{path}: list_items.{key}: {exc.detail}")
     return lists
@@ -267,11 +272,11 @@ def check_list_items(module: AnsibleModule) -> None:
             spec = {}
         if not isinstance(spec, dict):
             module.fail_json(msg=f"list_items.{key}: expected a dictionary with present and/or absent, not {spec!r}")
-        unknown = sorted(set(spec) - {"present", "absent"})
+        unknown = sorted(set(spec) - {"present", "absent", "adopt"})
         if unknown:
-            module.fail_json(msg=f"list_items.{key}: unknown key {unknown[0]!r}; only present and absent are accepted")
+            module.fail_json(msg=f"list_items.{key}: unknown key {unknown[0]!r}; only present, absent and adopt are accepted")
         lists = {}
-        for field in ("present", "absent"):
+        for field in ("present", "absent", "adopt"):
             items = spec.get(field)
             if items is None:
                 items = []
@@ -286,6 +291,11 @@ def check_list_items(module: AnsibleModule) -> None:
         both = [item for item in lists["present"] if item in lists["absent"]]
         if both:
             module.fail_json(msg=f"list_items.{key}: item {both[0]!r} is both in present and absent")
+        stray = [item for item in lists["adopt"] if item not in lists["present"]]
+        if stray:
+            module.fail_json(msg=f"list_items.{key}.adopt: item {stray[0]!r} is not in present; only items kept present can be adopted")
+        if lists["adopt"] and marker is None:
+            module.fail_json(msg=f"list_items.{key}.adopt: adopting items needs managed_marker, which records them")
         normalized[key] = lists
     module.params["list_items"] = normalized
     refuse_conflicts(module)
@@ -334,7 +344,8 @@ def mask_secrets(module: AnsibleModule, *texts: str) -> None:
     items = {}
     for key, spec in module.params["list_items"].items():
         if isinstance(spec, dict):
-            items[key] = [str(item) for field in ("present", "absent") if isinstance(spec.get(field), (list, tuple)) for item in spec[field]]
+            items[key] = [str(item) for field in ("present", "absent", "adopt") if isinstance(spec.get(field), (list, tuple))
+                          for item in spec[field]]
     module.no_log_values.update(secret_values((), items))
 
 

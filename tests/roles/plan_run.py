@@ -63,5 +63,10 @@ def task(results: list, suffix: str) -> dict:
     return found[0]
 
 
+def never_ran(results: list, suffix: str) -> bool:
+    """True when no task named SUFFIX ran: skipped, or not even included (a platform's file)."""
+    return not [r for n, r in results if (n.endswith(" : " + suffix) or n == suffix) and not r.get("skipped")]
+
+
 def ran(result: dict) -> bool:
     return not result.get("skipped")

@@ -3,7 +3,7 @@
 All cases run in one ansible-playbook run (about as long as one case): every case is an inventory
 host, connected locally, that includes its role with the case's variables. Besides the cases, one
 control host per role has valid variables and `nix_remote_state: bogus`, which the argument spec
-does not cover; it must pass validation and fail in the role's first task, which shows that the
+does not cover; it must pass validation and fail in the role's first check, which shows that the
 cases fail in validation and that the first task is where a run that got past it would stop.
 The run uses --check, so nothing that got past validation could change this machine.
 """
@@ -22,7 +22,8 @@ from plan_run import playbook_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
-FIRST_TASK = "Check nix_remote_state"  # the first task of both roles; nix_remote_state is not in their argument specs
+# Both roles check nix_remote_state (not in their argument specs) in their first check, after nix_info.
+FIRST_CHECK = "Require a multi-user Nix on a supported platform"
 
 
 def load_cases() -> list:
@@ -100,8 +101,13 @@ def test_valid_variables_pass_validation_and_reach_the_first_task(role, host_res
     ran = host_results[control_host(role)]
     names = [name for name, _result in ran]
     assert "Validating arguments against arg spec" in names[0] and not ran[0][1].get("failed"), ran[0]
-    assert names[1].endswith(" : " + FIRST_TASK) and ran[1][1].get("failed"), ran[1]
-    assert len(ran) == 2, names
+    failed = [(name, result) for name, result in ran if result.get("failed")]
+    assert len(failed) == 1 and failed[0] == ran[-1], names
+    name, result = failed[0]
+    assert " : " + FIRST_CHECK in name, names
+    assert "nix_remote_state is 'bogus'; it must be 'present' or 'absent'" in result["msg"], result["msg"]
+    # Only reading steps ran before it.
+    assert all(not r.get("changed") for _n, r in ran), names
 
 
 def test_table_is_well_formed():

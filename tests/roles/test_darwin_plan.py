@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import capabilities
-from plan_run import failures, ran, run_plan, task
+from plan_run import failures, never_ran, ran, run_plan, task
 
 PROFILE_BIN = "/nix/var/nix/profiles/default/bin"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPIQCZc54poJ8vqawd8TraNryQeJnvH1eLpIDgbiqymM"
@@ -96,7 +96,7 @@ def test_builder_user_is_made_the_macos_way(plan):
     assert (args["name"], args["system"], args["hidden"], args["shell"], args["create_home"]) == (
         "remotebuild", True, True, "/bin/sh", False)
     assert args["password_lock"] is None  # not a macOS option
-    assert not ran(task(builder, "Create the build user")), "the Linux user task must not run on macOS"
+    assert never_ran(builder, "Create the build user"), "the Linux user task must not run on macOS"
     assert task(builder, "Create the build user's group (macOS)")["invocation"]["module_args"]["system"] is True
 
 
@@ -107,13 +107,14 @@ def test_builder_forced_command_and_settings(plan):
     assert facts["__remote_builder_forced_command"] == f"{PROFILE_BIN}/nix-daemon --stdio"
     conf = task(builder, "Write the builder's nix.conf settings")["invocation"]["module_args"]
     assert conf["path"].endswith("/etc-nix/nix.conf")
-    assert conf["settings"]["extra-trusted-users"] == ["remotebuild"]
+    assert conf["list_items"]["extra-trusted-users"]["present"] == ["remotebuild"]
+    assert conf["managed_marker"] == "nix_remote.builders"
 
 
 def test_builder_has_no_systemd_parts(plan):
     builder = plan["mac-builder"]
     for name in ("Write the nix-daemon drop-in", "Create the nix-daemon drop-in directory", "Add build users up to max-jobs"):
-        assert not ran(task(builder, name)), name
+        assert never_ran(builder, name), name
     assert not [n for n, r in builder if "Reload systemd units" in n and ran(r)]
 
 

@@ -20,7 +20,7 @@ from ansible_collections.nix_remote.builders.plugins.filter import (
     keyless_clients as keyless_plugin,
     rollback_list as rollback_plugin,
     signing_keys as signing_keys_plugin,
-    signing_trust_settings as trust_plugin,
+    trust_list_items as trust_plugin,
 )
 from ansible_collections.nix_remote.builders.plugins.filter.authorized_key_sources import authorized_key_sources
 from ansible_collections.nix_remote.builders.plugins.filter.authorized_keys_file import authorized_keys_file
@@ -29,7 +29,7 @@ from ansible_collections.nix_remote.builders.plugins.filter.builder_export impor
 from ansible_collections.nix_remote.builders.plugins.filter.keyless_clients import keyless_clients
 from ansible_collections.nix_remote.builders.plugins.filter.rollback_list import rollback_list
 from ansible_collections.nix_remote.builders.plugins.filter.signing_keys import signing_keys
-from ansible_collections.nix_remote.builders.plugins.filter.signing_trust_settings import signing_trust_settings
+from ansible_collections.nix_remote.builders.plugins.filter.trust_list_items import trust_list_items
 from ansible_collections.nix_remote.builders.plugins.module_utils import builder_export as export_utils
 from ansible_collections.nix_remote.builders.plugins.module_utils.builder_records import builder_records
 
@@ -52,7 +52,7 @@ def nix(**changes):
 @pytest.mark.parametrize(("plugin", "name"), [
     (capacity_plugin, "builder_capacity"), (export_plugin, "builder_export"), (aks_plugin, "authorized_key_sources"),
     (keyless_plugin, "keyless_clients"), (akf_plugin, "authorized_keys_file"), (signing_keys_plugin, "signing_keys"),
-    (trust_plugin, "signing_trust_settings"), (rollback_plugin, "rollback_list"),
+    (trust_plugin, "trust_list_items"), (rollback_plugin, "rollback_list"),
 ])
 def test_each_filter_is_registered_under_its_file_name_and_documented(plugin, name):
     assert list(plugin.FilterModule().filters()) == [name]
@@ -212,26 +212,62 @@ def test_signing_keys_are_the_clients_and_builders_keys_unique_and_sorted():
     assert signing_keys(["c3", "c2", "c1"], ["b3", "b2", "b1"], hostvars) == ["b1-1:AAA", "c1-1:BBB"]
 
 
-def test_the_administrators_keys_come_first_and_stale_ones_of_ours_go():
-    conf = {"extra-trusted-public-keys": ["admin-1:X", "old-1:Y", "c1-1:B"], "extra-trusted-users": ["alice", "remotebuild"]}
-    settings = signing_trust_settings(["b1-1:A", "c1-1:B"], conf, previous=["old-1:Y", "c1-1:B"],
-                                      secret_key_file="/etc/nix/k.sec", user="remotebuild")
-    assert settings == {
-        "extra-trusted-public-keys": ["admin-1:X", "c1-1:B", "b1-1:A"],
-        "extra-secret-key-files": ["/etc/nix/k.sec"],
-        "extra-trusted-users": ["alice"],
+def test_trusted_mode_adds_the_build_user_and_lists_no_key_of_its_own():
+    assert trust_list_items("trusted", user="remotebuild") == {
+        "extra-trusted-users": {"present": ["remotebuild"]},
+        # Empty present lists: what an earlier signing run recorded is removed by nix_conf's marker.
+        "extra-trusted-public-keys": {"present": []},
+        "extra-secret-key-files": {"present": []},
     }
-    assert list(settings) == ["extra-trusted-public-keys", "extra-secret-key-files", "extra-trusted-users"]
 
 
-def test_trusted_users_are_left_alone_when_nix_conf_has_none():
-    settings = signing_trust_settings(["b1-1:A"], {}, secret_key_file="/k.sec", user="remotebuild")
-    assert settings == {"extra-trusted-public-keys": ["b1-1:A"], "extra-secret-key-files": ["/k.sec"]}
+def test_trusted_mode_on_nix_without_extra_settings_keeps_root():
+    assert trust_list_items("trusted", user="remotebuild", modern=False) == {
+        "trusted-users": {"present": ["root", "remotebuild"]}}
 
 
-def test_signing_trust_settings_needs_the_key_file_and_user():
-    with pytest.raises(AnsibleFilterError, match="secret_key_file and user are required"):
-        signing_trust_settings([], {})
+def test_signing_mode_trusts_the_keys_sorted_and_takes_the_user_out():
+    items = trust_list_items("signing", user="remotebuild", keys=["c1-1:B", "b1-1:A", "c1-1:B", ""],
+                             secret_key_file="/etc/nix/k.sec")
+    assert items == {
+        "extra-trusted-public-keys": {"present": ["b1-1:A", "c1-1:B"]},
+        "extra-secret-key-files": {"present": ["/etc/nix/k.sec"]},
+        "extra-trusted-users": {"absent": ["remotebuild"]},
+    }
+
+
+def test_keys_of_the_old_state_file_are_removed_or_adopted():
+    items = trust_list_items("signing", user="remotebuild", keys=["b1-1:A", "c1-1:B"],
+                             retired_keys=["old-1:Y", "c1-1:B"], secret_key_file="/k.sec")
+    assert items["extra-trusted-public-keys"] == {"present": ["b1-1:A", "c1-1:B"], "absent": ["old-1:Y"],
+                                                  "adopt": ["c1-1:B"]}
+
+
+@pytest.mark.parametrize("trust", ["trusted", "signing"])
+def test_a_withdrawn_builder_drops_the_user_and_everything_the_role_recorded(trust):
+    assert trust_list_items(trust, user="remotebuild", state="absent") == {
+        "extra-trusted-users": {"absent": ["remotebuild"]},
+        "extra-trusted-public-keys": {"present": []},
+        "extra-secret-key-files": {"present": []},
+    }
+    assert trust_list_items(trust, user="remotebuild", state="absent", modern=False) == {
+        "trusted-users": {"absent": ["remotebuild"]}}
+
+
+@pytest.mark.parametrize("args, message", [
+    (("bogus",), "trust must be 'trusted' or 'signing'"),
+    (("signing",), "the build user is required"),
+])
+def test_trust_list_items_refuses_bad_arguments(args, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        trust_list_items(*args)
+
+
+def test_signing_mode_needs_the_key_file_and_extra_settings():
+    with pytest.raises(AnsibleFilterError, match="secret key file"):
+        trust_list_items("signing", user="remotebuild", keys=["b1-1:A"])
+    with pytest.raises(AnsibleFilterError, match="Nix 2.4 and later"):
+        trust_list_items("signing", user="remotebuild", modern=False, secret_key_file="/k.sec")
 
 
 # --- rollback list -------------------------------------------------------------------------

@@ -392,3 +392,15 @@ def test_everything_is_stale_when_no_builder_is_left():
 def test_a_previous_record_without_a_uri_is_named():
     with pytest.raises(AnsibleFilterError, match="stale_entries"):
         stale_entries([{"known_hosts": []}], [])
+
+
+@pytest.mark.parametrize("changes", [{"systems": []}, {"max_jobs": -1}])
+def test_a_builder_without_systems_or_with_negative_jobs_is_refused(changes):
+    with pytest.raises(AnsibleFilterError, match="builder b1 has no systems or a negative max_jobs"):
+        one(host_vars={"remote_builder_export": export(**changes)})
+
+
+def test_an_external_builder_with_negative_jobs_is_refused():
+    external = [{"name": "x", "uri": "ssh-ng://eu.example.net", "systems": ["x86_64-linux"], "max_jobs": -2}]
+    with pytest.raises(AnsibleFilterError, match="builder external:x has no systems or a negative max_jobs"):
+        builder_records([], {}, client="c", nix_version="2.26.3", key_path=KEY_PATH, external_builders=external)

@@ -611,7 +611,11 @@ def test_property_edit_list(text, key, present, absent):
     assert all(entry in after for entry in present) and not any(entry in after for entry in absent)
     if split_key(key)[1] or len(reparsed.overriding_lines(key)) == base_lines:
         kept = [entry for entry in before if entry not in absent]
-        assert after == kept + [entry for entry in dict.fromkeys(present) if entry not in kept]
+        new = [entry for entry in dict.fromkeys(present) if entry not in kept]
+        # New items go to the end of the last NAME line: extra-NAME lines after it still follow them.
+        assert sorted(after) == sorted(kept + new)
+        assert [entry for entry in after if entry in new] == new
+        assert [entry for entry in after if entry not in new] == kept
     # Again: nothing changes.
     assert reparsed.edit_list(key, present, absent)["added"] == [] and reparsed.render() == out
     touched = family(key)

@@ -175,6 +175,41 @@ def test_marker_round_trip(run_module, tmp_path):
     assert result["list_items"]["extra-trusted-public-keys"]["removed"] == ["builder:1", "builder:2"]
 
 
+def test_adopted_items_are_recorded_and_later_removed(run_module, tmp_path):
+    """An upgrade from 0.1.0: its state file listed the keys it trusted, nix.conf already has them."""
+    conf = tmp_path / "nix.conf"
+    conf.write_text("extra-trusted-public-keys = admin:1 client:1 old:1\n")
+    items = {"extra-trusted-public-keys": {"present": ["client:1", "builder:1"], "absent": ["old:1"], "adopt": ["client:1"]}}
+    result = run_both(run_module, conf, items, managed_marker=MARKER)
+    assert conf.read_text() == ("# nix_remote.builders manages extra-trusted-public-keys: client:1 builder:1\n"
+                                "extra-trusted-public-keys = admin:1 client:1 builder:1\n")
+    assert result["list_items"]["extra-trusted-public-keys"]["managed"] == ["client:1", "builder:1"]
+    # The client leaves: its adopted key goes like one the module added; the administrator's stays.
+    run_both(run_module, conf, {"extra-trusted-public-keys": {"present": ["builder:1"]}}, managed_marker=MARKER)
+    assert conf.read_text() == ("# nix_remote.builders manages extra-trusted-public-keys: builder:1\n"
+                                "extra-trusted-public-keys = admin:1 builder:1\n")
+
+
+def test_without_adopt_an_item_already_there_is_not_recorded(run_module, tmp_path):
+    conf = tmp_path / "nix.conf"
+    conf.write_text("extra-trusted-public-keys = client:1\n")
+    result = run_both(run_module, conf, {"extra-trusted-public-keys": {"present": ["client:1"]}}, managed_marker=MARKER)
+    assert not result["changed"] and conf.read_text() == "extra-trusted-public-keys = client:1\n"
+
+
+@pytest.mark.parametrize("spec, marker, message", [
+    ({"present": ["a"], "adopt": ["b"]}, MARKER, "list_items.trusted-users.adopt: item 'b' is not in present"),
+    ({"present": ["a"], "adopt": ["a"]}, None, "adopting items needs managed_marker"),
+])
+def test_bad_adopt_is_refused_and_nothing_changes(run_module, tmp_path, spec, marker, message):
+    conf = tmp_path / "nix.conf"
+    conf.write_text("trusted-users = root a\n")
+    extra = {"managed_marker": marker} if marker else {}
+    result = run(run_module, conf, {"trusted-users": spec}, **extra)
+    assert result["failed"] and message in result["msg"], result
+    assert conf.read_text() == "trusted-users = root a\n"
+
+
 def test_without_the_marker_recorded_items_are_left_alone(run_module, tmp_path):
     conf = tmp_path / "nix.conf"
     text = "# nix_remote.builders manages extra-trusted-users: remotebuild\nextra-trusted-users = remotebuild\n"
@@ -284,7 +319,7 @@ def test_access_token_items_are_masked(run_module, tmp_path):
     ({"trusted-users": {"present": [4]}}, {}, ["list_items.trusted-users.present", "not a string"]),
     ({"trusted-users": {"present": "root"}}, {}, ["list_items.trusted-users.present", "expected a list"]),
     ({"trusted-users": {"present": ["a"], "absent": ["a"]}}, {}, ["list_items.trusted-users", "'a'", "both in present and absent"]),
-    ({"trusted-users": {"wanted": ["a"]}}, {}, ["list_items.trusted-users", "unknown key 'wanted'"]),
+    ({"trusted-users": {"wanted": ["a"]}}, {}, ["list_items.trusted-users", "unknown key 'wanted'", "only present, absent and adopt"]),
     ({"trusted-users": ["a"]}, {}, ["list_items.trusted-users", "expected a dictionary"]),
     ({"trusted-users": {"present": ["a"]}}, {"settings": {"trusted-users": "root"}}, ["settings.trusted-users", "also in list_items"]),
     ({"binary-cache-public-keys": {"present": ["a"]}}, {"settings": {"trusted-public-keys": "k"}}, ["settings.trusted-public-keys", "also in list_items"]),
