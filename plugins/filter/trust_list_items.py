@@ -18,7 +18,8 @@ description:
     which has no C(extra-) settings) and lists no signing key of the role.
   - C(signing) trusts the given signing keys in C(extra-trusted-public-keys), sets the builder's own secret key in
     C(extra-secret-key-files), and takes the build user out of C(extra-trusted-users).
-  - With O(state=absent) the builder is withdrawn.
+  - With O(state=absent) the builder is withdrawn; the keys of O(retired_keys) and O(secret_key_file) (whose file is
+    deleted) are removed too.
   - Keys a version before 0.2.0 recorded in its state file are removed when they are not trusted any more, and
     adopted (recorded as the role's) otherwise.
   - The filter is pure and reads only its arguments.
@@ -49,6 +50,12 @@ options:
   secret_key_file:
     description: The builder's secret signing key (signing mode).
     type: path
+  keep_secret_key:
+    description:
+      - With O(state=absent), keep C(extra-secret-key-files) as it is, for a host that is a client too (local_client
+        signs with the same key).
+    type: boolean
+    default: false
   state:
     description:
       - C(absent) when the builder is withdrawn; the build user leaves the trusted users and every key and secret
@@ -80,11 +87,13 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export
 )
 
 
-def trust_list_items(trust, user=None, modern=True, keys=None, retired_keys=None, secret_key_file=None, state="present"):
+def trust_list_items(trust, user=None, modern=True, keys=None, retired_keys=None, secret_key_file=None, state="present",
+                     keep_secret_key=False):
     """A builder's trust list items (see DOCUMENTATION)."""
     try:
         return _trust_list_items(trust, user=user, modern=modern, keys=keys or [], retired_keys=retired_keys or [],
-                                 secret_key_file=secret_key_file, state=state)
+                                 secret_key_file=secret_key_file, state=state,
+                                 keep_secret_key=keep_secret_key)
     except (ValueError, TypeError) as exc:
         raise AnsibleFilterError("trust_list_items: %s" % exc) from exc
 

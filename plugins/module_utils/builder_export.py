@@ -175,7 +175,8 @@ def signing_keys(clients, builders, hostvars):
     return sorted(set(k for k in found if k))
 
 
-def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secret_key_file=None, state="present"):
+def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secret_key_file=None, state="present",
+                     keep_secret_key=False):
     """The list items a builder's nix.conf gets for its trust mode, for nix_conf's ``list_items``.
 
     nix_conf with ``managed_marker`` records what it added and removes what the role no longer
@@ -187,8 +188,10 @@ def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secr
       the builder's SECRET_KEY_FILE in extra-secret-key-files, and the build user out of
       extra-trusted-users. RETIRED_KEYS are keys an older version recorded in a state file: the
       ones that are not KEYS any more are removed, the others are adopted (recorded as ours).
-    - STATE absent (the builder is withdrawn): the build user out of the trusted users and every
-      key and secret key file the role recorded removed, whatever the mode.
+    - STATE absent (the builder is withdrawn): the build user out of the trusted users, every
+      key the role recorded or RETIRED_KEYS lists, and SECRET_KEY_FILE (its file is deleted)
+      removed, whatever the mode; KEEP_SECRET_KEY keeps the secret key file for a host that is
+      a client too (local_client signs with the same key).
     """
     if trust not in ("trusted", "signing"):
         raise ValueError("trust must be 'trusted' or 'signing', not %r" % (trust,))
@@ -196,16 +199,19 @@ def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secr
         raise ValueError("the build user is required")
     if state not in ("present", "absent"):
         raise ValueError("state must be 'present' or 'absent', not %r" % (state,))
+    retired = sorted(set(k for k in retired_keys or () if k))
     if state == "absent":
         if not modern:
             return {"trusted-users": {"absent": [user]}}
-        return {
-            "extra-trusted-users": {"absent": [user]},
-            "extra-trusted-public-keys": {"present": []},
-            "extra-secret-key-files": {"present": []},
-        }
+        items = {"extra-trusted-users": {"absent": [user]}, "extra-trusted-public-keys": {"present": []}}
+        if retired:
+            items["extra-trusted-public-keys"]["absent"] = retired
+        if not keep_secret_key:
+            items["extra-secret-key-files"] = {"present": []}
+            if secret_key_file:
+                items["extra-secret-key-files"]["absent"] = [secret_key_file]
+        return items
     keys = sorted(set(k for k in keys or () if k))
-    retired = sorted(set(k for k in retired_keys or () if k))
     if not modern:
         if trust == "signing":
             raise ValueError("signing mode needs extra- settings (Nix 2.4 and later)")

@@ -471,6 +471,28 @@ def stale_entries(previous, records):
     }
 
 
+def known_hosts_entries(records, stale_names=()):
+    """The ``hosts`` of ssh_known_hosts for a client: one entry a name with its keys (a
+    ``name1,name2 keytype base64`` line gives each name the key; a name's keys are merged), then
+    ``state: absent`` for the STALE_NAMES no record has."""
+    entries, order = {}, []
+    for record in records or []:
+        for line in record.get("known_hosts", []):
+            field, _sep, key = line.partition(" ")
+            if not key:
+                raise RecordError("builder %s: known_hosts line %r has no key" % (record.get("name"), line))
+            for name in field.split(","):
+                if name not in entries:
+                    entries[name] = []
+                    order.append(name)
+                if key not in entries[name]:
+                    entries[name].append(key)
+    out = [{"name": name, "keys": entries[name]} for name in order]
+    gone = _unique(name for field in stale_names or [] for name in field.split(",") if name not in entries)
+    out.extend({"name": name, "state": "absent"} for name in gone)
+    return out
+
+
 # NixOS: nix.buildMachines takes protocol, user and host apart (ssh:// and ssh-ng:// only).
 _NIXOS_URI = re.compile(r"^(ssh|ssh-ng)://(?:([^@/?]+)@)?(.+)$")
 

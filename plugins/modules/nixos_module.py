@@ -78,6 +78,17 @@ options:
       - Applies to both O(path) and O(configuration).
     type: bool
     default: false
+  rebuild_marker:
+    description:
+      - A file that records a rebuild still owed for what this module wrote, so that a C(nixos-rebuild switch) that
+        failed (or never ran) is retried by the next run even though O(path) is then unchanged.
+      - When O(path) or O(configuration) changes, the marker is written first, in the same locked edit, then the files.
+        While the marker exists, RV(rebuild_required) is true.
+      - The module never removes the marker; the caller removes it once C(nixos-rebuild switch) succeeded
+        (or once it handed the rebuild to a person).
+      - Its directory must exist. By default no marker is kept.
+    type: path
+    version_added: 0.2.0
 notes:
   - The common file arguments (O(owner), O(mode), ...) apply to O(path) only; O(configuration) keeps its own.
 seealso:
@@ -120,10 +131,18 @@ path:
   type: str
   sample: /etc/nixos/remote-builder.nix
 rebuild_required:
-  description: Whether the module file or O(configuration) changed, so C(nixos-rebuild switch) must run.
+  description:
+    - Whether the module file or O(configuration) changed, or O(rebuild_marker) records an earlier change that was not
+      applied yet, so C(nixos-rebuild switch) must run.
   returned: always
   type: bool
   sample: true
+rebuild_pending:
+  description: Whether O(rebuild_marker) existed before this run, that is a rebuild owed by an earlier run.
+  returned: always
+  type: bool
+  sample: false
+  version_added: 0.2.0
 import_added:
   description: Whether the import was (or in check mode would be) added to O(configuration).
   returned: always
@@ -164,10 +183,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit import (
     ConfigFileError,
+    check_regular,
     check_symlink,
     file_diff,
     install,
     read_config,
+    replace_file,
     run_locked,
     write_atomic,
 )
@@ -262,6 +283,30 @@ def mask_secrets(module: AnsibleModule, *texts: str) -> None:
     module.no_log_values.update(value for value in found if len(value) >= 4)
 
 
+def rebuild_pending(module: AnsibleModule, marker: str | None) -> bool:
+    """Whether the marker of a rebuild owed by an earlier run exists (a non-regular one is refused)."""
+    if not marker:
+        return False
+    try:
+        check_regular(marker)
+    except ConfigFileError as exc:
+        module.fail_json(msg=f"rebuild_marker: {exc}")
+    return os.path.lexists(marker)
+
+
+def write_marker(module: AnsibleModule, marker: str, path: str) -> None:
+    """Record that path changed and the system has not been rebuilt from it yet."""
+    text = (f"{path} changed; `nixos-rebuild switch` has not succeeded since.\n"
+            "Written by nix_remote.builders.nixos_module; the role removes it after a successful rebuild.\n")
+    directory = os.path.dirname(os.path.abspath(marker))
+    if not os.path.isdir(directory):
+        module.fail_json(msg=f"rebuild_marker: {marker}: directory {directory} does not exist; nothing was written")
+    try:
+        replace_file(marker, text.encode("utf-8"), 0o644)
+    except ConfigFileError as exc:
+        module.fail_json(msg=f"rebuild_marker: {exc}; nothing was written")
+
+
 def edit(module: AnsibleModule) -> dict:
     """Render, check and install the module file and the import; returns the module result."""
     params = module.params
@@ -283,7 +328,9 @@ def edit(module: AnsibleModule) -> dict:
     edit_conf = plan_import(module, import_path, result) if params["import"] else None
     conf_changed = bool(edit_conf) and edit_conf[1] != edit_conf[2]
     result["import_added"] = conf_changed
-    result["rebuild_required"] = result["changed"] or conf_changed
+    marker = params["rebuild_marker"]
+    result["rebuild_pending"] = rebuild_pending(module, marker)
+    result["rebuild_required"] = result["changed"] or conf_changed or result["rebuild_pending"]
 
     nix_instantiate = module.get_bin_path("nix-instantiate", opt_dirs=list(NIX_BIN_DIRS))
     if result["changed"]:
@@ -296,6 +343,9 @@ def edit(module: AnsibleModule) -> dict:
         if conf_changed:
             result["diff"].append(file_diff(*edit_conf))
 
+    if marker and (result["changed"] or conf_changed) and not module.check_mode:
+        # Before the files: whatever happens after this, the next run knows a rebuild is owed.
+        write_marker(module, marker, path)
     # The module file first: an import of a file that does not exist yet would break the rebuild.
     install(module, path, after, existed, result)
     if conf_changed and not module.check_mode:
@@ -315,6 +365,7 @@ def main() -> None:
             configuration=dict(type="path", default="/etc/nixos/configuration.nix"),
             follow=dict(type="bool", default=False),
             backup=dict(type="bool", default=False),
+            rebuild_marker=dict(type="path"),
             **{"import": dict(type="bool", default=True)},
         ),
         add_file_common_args=True,

@@ -118,8 +118,8 @@ def test_port_2222_builder_alias_before_2_31_uri_port_after(plan):
     if platform == "upstream":  # Nix 2.34: host:port in the URI, and Nix's column 8 would not match [host]:port
         entry = entries["192.0.2.11:2222"]
         assert entry["public_host_key"] == ""
-        lines = task(results["client"], "Pin the builders' host keys")["results"]
-        assert f"[192.0.2.11]:2222 {HOST_KEY}" in [r["item"] for r in lines]
+        hosts = task(results["client"], "Pin the builders' host keys")["invocation"]["module_args"]["hosts"]
+        assert {"name": "[192.0.2.11]:2222", "keys": [HOST_KEY], "state": "present"} in hosts
     else:  # Nix 2.26 / 2.28: an ssh alias carries the port, column 8 pins the alias
         key = "nix-builder-builder-2222"
         entry = entries[key]

@@ -119,6 +119,13 @@ def test_nixos_rebuild_switch_ran_once_per_host_and_evaluated():
         assert host.file(f"/var/lib/nixos-sim/{module}.json").exists, name
 
 
+def test_no_rebuild_owed_after_the_successful_switch():
+    # The marker nixos_module writes before the module (issue 13 d) is gone once the switch succeeded,
+    # so the idempotence run had nothing to retry.
+    for name, module in ((BUILDER, "nix-remote-builder.nix"), (CLIENT, "nix-remote-builders.nix")):
+        assert not host_of(name).file(f"/etc/nixos/.{module}.rebuild-pending").exists, name
+
+
 def test_etc_nix_untouched():
     for name in (BUILDER, CLIENT):
         host = host_of(name)

@@ -254,6 +254,15 @@ def test_a_withdrawn_builder_drops_the_user_and_everything_the_role_recorded(tru
         "trusted-users": {"absent": ["remotebuild"]}}
 
 
+def test_a_withdrawn_builder_drops_the_old_record_s_keys_and_its_secret_key_unless_shared():
+    items = trust_list_items("signing", user="remotebuild", state="absent", retired_keys=["c1-1:B", "b1-1:A"],
+                             secret_key_file="/k.sec")
+    assert items["extra-trusted-public-keys"] == {"present": [], "absent": ["b1-1:A", "c1-1:B"]}
+    assert items["extra-secret-key-files"] == {"present": [], "absent": ["/k.sec"]}
+    shared = trust_list_items("signing", user="remotebuild", state="absent", secret_key_file="/k.sec", keep_secret_key=True)
+    assert "extra-secret-key-files" not in shared
+
+
 @pytest.mark.parametrize("args, message", [
     (("bogus",), "trust must be 'trusted' or 'signing'"),
     (("signing",), "the build user is required"),

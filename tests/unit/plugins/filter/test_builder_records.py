@@ -404,3 +404,25 @@ def test_an_external_builder_with_negative_jobs_is_refused():
     external = [{"name": "x", "uri": "ssh-ng://eu.example.net", "systems": ["x86_64-linux"], "max_jobs": -2}]
     with pytest.raises(AnsibleFilterError, match="builder external:x has no systems or a negative max_jobs"):
         builder_records([], {}, client="c", nix_version="2.26.3", key_path=KEY_PATH, external_builders=external)
+
+
+def test_known_hosts_entries_one_per_name_then_the_stale_names():
+    from ansible_collections.nix_remote.builders.plugins.filter.known_hosts_entries import known_hosts_entries
+
+    records = [
+        {"name": "b1", "known_hosts": ["192.0.2.10 " + HOST_KEY]},
+        {"name": "b2", "known_hosts": ["nix-builder-b2 " + HOST_KEY, "[192.0.2.11]:2222 " + HOST_KEY]},
+        {"name": "external:x", "known_hosts": ["a.example,b.example ssh-rsa AAAAB3", "a.example " + HOST_KEY]},
+    ]
+    assert known_hosts_entries(records, stale=["192.0.2.10", "old.example,gone.example", "b.example"]) == [
+        {"name": "192.0.2.10", "keys": [HOST_KEY]},
+        {"name": "nix-builder-b2", "keys": [HOST_KEY]},
+        {"name": "[192.0.2.11]:2222", "keys": [HOST_KEY]},
+        {"name": "a.example", "keys": ["ssh-rsa AAAAB3", HOST_KEY]},
+        {"name": "b.example", "keys": ["ssh-rsa AAAAB3"]},
+        {"name": "old.example", "state": "absent"},
+        {"name": "gone.example", "state": "absent"},
+    ]
+    assert known_hosts_entries([]) == []
+    with pytest.raises(AnsibleFilterError, match="builder b9: known_hosts line 'lonely' has no key"):
+        known_hosts_entries([{"name": "b9", "known_hosts": ["lonely"]}])

@@ -218,3 +218,58 @@ def test_nix_parse_rejection_fails_before_writing(run_module, etc_nixos, monkeyp
     assert calls[0] == (["/usr/bin/nix-instantiate", "--parse", "-"], EXPECTED_MODULE)
     assert not (etc_nixos / "remote-builder.nix").exists()
     assert (etc_nixos / "configuration.nix").read_text() == CONFIGURATION
+
+
+# --- a rebuild that failed is retried by the next run (issue 13, life cycle item d) ------------------
+
+
+def test_marker_is_written_with_the_change_and_keeps_the_rebuild_required(run_module, etc_nixos):
+    marker = etc_nixos / ".remote-builder.nix.rebuild-pending"
+    first = run_module(nixos_module.main, args(etc_nixos, rebuild_marker=str(marker)))
+    assert first["changed"] and first["rebuild_required"] and not first["rebuild_pending"]
+    assert marker.is_file() and "remote-builder.nix changed" in marker.read_text()
+    # nixos-rebuild failed, so the caller did not remove the marker: the next run, with nothing
+    # to write, must still ask for the rebuild.
+    second = run_module(nixos_module.main, args(etc_nixos, rebuild_marker=str(marker)))
+    assert not second["changed"] and second["rebuild_required"] and second["rebuild_pending"]
+    # Check mode sees the owed rebuild too, and writes nothing.
+    check = run_module(nixos_module.main, args(etc_nixos, rebuild_marker=str(marker)), check_mode=True)
+    assert not check["changed"] and check["rebuild_required"]
+    marker.unlink()  # the rebuild succeeded
+    third = run_module(nixos_module.main, args(etc_nixos, rebuild_marker=str(marker)))
+    assert not third["changed"] and not third["rebuild_required"] and not third["rebuild_pending"]
+    assert not marker.exists()
+
+
+def test_marker_is_not_written_in_check_mode_or_without_a_change(run_module, etc_nixos):
+    marker = etc_nixos / "pending"
+    check = run_module(nixos_module.main, args(etc_nixos, rebuild_marker=str(marker)), check_mode=True)
+    assert check["changed"] and check["rebuild_required"] and not marker.exists()
+    run_module(nixos_module.main, args(etc_nixos))
+    unchanged = run_module(nixos_module.main, args(etc_nixos, rebuild_marker=str(marker)))
+    assert not unchanged["changed"] and not unchanged["rebuild_required"] and not marker.exists()
+
+
+def test_marker_is_written_before_the_module_file(run_module, etc_nixos, monkeypatch):
+    """A failure while installing the module file still leaves the owed rebuild recorded."""
+    marker = etc_nixos / "pending"
+    order = []
+    real_replace = nixos_module.replace_file
+    monkeypatch.setattr(nixos_module, "replace_file", lambda path, *a, **k: (order.append(path), real_replace(path, *a, **k)))
+    real_install = nixos_module.install
+    monkeypatch.setattr(nixos_module, "install", lambda module, path, *a, **k: (order.append(path), real_install(module, path, *a, **k)))
+    result = run_module(nixos_module.main, args(etc_nixos, rebuild_marker=str(marker)))
+    assert not result["failed"], result
+    assert order[:2] == [str(marker), str(etc_nixos / "remote-builder.nix")]
+
+
+def test_marker_in_a_missing_directory_fails_before_writing(run_module, etc_nixos):
+    result = run_module(nixos_module.main, args(etc_nixos, rebuild_marker=str(etc_nixos / "no" / "pending")))
+    assert result["failed"] and "directory" in result["msg"] and "does not exist" in result["msg"]
+    assert not (etc_nixos / "remote-builder.nix").exists()
+
+
+def test_marker_that_is_a_directory_is_refused(run_module, etc_nixos):
+    (etc_nixos / "pending").mkdir()
+    result = run_module(nixos_module.main, args(etc_nixos, rebuild_marker=str(etc_nixos / "pending")))
+    assert result["failed"] and "rebuild_marker" in result["msg"] and "not a regular file" in result["msg"]

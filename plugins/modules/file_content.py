@@ -1,0 +1,122 @@
+#!/usr/bin/python
+# Copyright: contributors to nix_remote.builders
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: file_content
+short_description: Write a whole text file under the collection's host lock, through its safe-write path
+version_added: 0.2.0
+description:
+  - Makes a file hold exactly O(content), for files whose whole text a role computes, such as the build user's
+    C(authorized_keys).
+  - The write runs under this collection's host-wide lock and goes through its safe-write path, as the edits of
+    M(nix_remote.builders.nix_conf) do - a temporary file in the same directory gets the content, owner, group,
+    mode and SELinux context, then is renamed over the file, so a failure at any step leaves the file as it was.
+  - A target that is not a regular file (a FIFO, a device, a directory) is refused before the lock is taken, and
+    a symlink unless O(follow=true).
+  - The text must be valid UTF-8 without NUL characters.
+author:
+  - nix_remote.builders contributors (@nix_remote)
+extends_documentation_fragment:
+  - ansible.builtin.files
+  - nix_remote.builders.attributes
+  - nix_remote.builders.attributes.FILES
+options:
+  path:
+    description:
+      - The file to write. It is created (mode C(0644) unless O(mode) says otherwise) when missing; its directory must exist.
+    type: path
+    required: true
+  content:
+    description:
+      - The whole text of the file.
+    type: str
+    required: true
+  follow:
+    description:
+      - Whether a symlinked O(path) may be followed and the file it points to written.
+      - By default a symlink is refused, so that a link planted in a directory another user owns is never followed.
+    type: bool
+    default: false
+  backup:
+    description:
+      - Create a backup file including the timestamp information so you can get the original file back.
+    type: bool
+    default: false
+seealso:
+  - module: ansible.builtin.copy
+  - module: nix_remote.builders.ssh_known_hosts
+"""
+
+EXAMPLES = r"""
+- name: Authorize one client for building only
+  nix_remote.builders.file_content:
+    path: /var/lib/remotebuild/.ssh/authorized_keys
+    content: |
+      # source: client1
+      restrict,command="/nix/var/nix/profiles/default/bin/nix-daemon --stdio" ssh-ed25519 AAAAC3Nza... root@client1
+    owner: remotebuild
+    group: remotebuild
+    mode: "0600"
+"""
+
+RETURN = r"""
+path:
+  description: The file that was (or in check mode would be) written.
+  returned: always
+  type: str
+  sample: /var/lib/remotebuild/.ssh/authorized_keys
+backup_file:
+  description: Name of the backup file that was created.
+  returned: when O(backup=true) and the file changed
+  type: str
+  sample: /var/lib/remotebuild/.ssh/authorized_keys.12345.2026-11-25@12:00:00~
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit import (
+    ConfigFileError,
+    check_symlink,
+    file_diff,
+    install,
+    read_config,
+    run_locked,
+)
+
+
+def edit_file(module: AnsibleModule) -> dict:
+    after = module.params["content"]
+    try:
+        path = check_symlink(module.params["path"], module.params["follow"])
+        before, existed = read_config(path)
+    except ConfigFileError as exc:
+        module.fail_json(msg=str(exc))
+    if "\x00" in after:
+        module.fail_json(msg=f"{path}: content holds a NUL character, which a text file cannot; nothing was written")
+    result = dict(changed=after != before or not existed, path=path)
+    if module._diff:
+        result["diff"] = file_diff(path, before, after, existed)
+    install(module, path, after, existed, result)
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            content=dict(type="str", required=True),
+            follow=dict(type="bool", default=False),
+            backup=dict(type="bool", default=False),
+        ),
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    module.exit_json(**run_locked(module, edit_file))
+
+
+if __name__ == "__main__":
+    main()
