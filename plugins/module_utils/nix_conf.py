@@ -611,6 +611,11 @@ class NixConf:
         managed = []
         if marker is not None:
             managed = [item for item in present if item in after and (item in recorded or item in added or item in adopt)]
+            if target is None and managed and not comments:
+                # Only adopted items: the comment goes above the last line that holds one of them.
+                holders = [index for index in self._list_indexes(base, appends)
+                           if any(item in self._lines[index].value.split() for item in managed)]
+                target = self._lines[holders[-1]] if holders else None
             self._record(comments, marker, name, managed, target)
         return {"added": added, "removed": removed, "items": after, "managed": managed}
 

@@ -7,7 +7,6 @@ Hosts come from molecule's inventory groups nix_builders and nix_clients.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -17,36 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
-from testinfra.utils.ansible_runner import AnsibleRunner
-
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-RUNNER = AnsibleRunner(INVENTORY)
-BUILDERS = sorted(RUNNER.get_hosts("nix_builders"))
-CLIENTS = sorted(RUNNER.get_hosts("nix_clients"))
-PAIRS = [(c, b) for c in CLIENTS for b in BUILDERS]
-
-KEY = "/root/.ssh/nix_remote_builders_ed25519"
-BUILD_USER = "remotebuild"
-# Nix is on the non-login PATH only where Debian installed it; a login shell finds both layouts.
-LOGIN = "bash -lc "
-
-
-def host_of(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-def login(host, command: str):
-    return host.run(LOGIN + shlex.quote(command))
-
-
-def client_record(client, builder: str) -> dict:
-    """The local_client role's record of this builder on this client."""
-    state = json.loads(client.file("/etc/nix/nix-remote-builders.json").content_string)
-    records = [r for r in state["builders"] if r["name"] == builder]
-    assert len(records) == 1, f"{builder} recorded {len(records)} times: {state}"
-    return records[0]
+from fleet import BUILD_USER, BUILDERS, CLIENTS, INVENTORY, KEY, PAIRS, PROJECT, client_record, host_of, login
 
 
 def machines_line(client, uri: str) -> str:

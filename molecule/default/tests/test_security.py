@@ -8,7 +8,6 @@ on the clients; nothing in the SSH configuration trusts on first use.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -17,30 +16,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import testinfra
-from testinfra.utils.ansible_runner import AnsibleRunner
+from fleet import BUILD_USER, BUILDERS, CLIENTS, INVENTORY, KEY, PAIRS, PROJECT, client_record, host_of
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-RUNNER = AnsibleRunner(INVENTORY)
-BUILDERS = sorted(RUNNER.get_hosts("nix_builders"))
-CLIENTS = sorted(RUNNER.get_hosts("nix_clients"))
-PAIRS = [(c, b) for c in CLIENTS for b in BUILDERS]
 
-KEY = "/root/.ssh/nix_remote_builders_ed25519"
 SIGNING_SECRET = "/etc/nix/nix-remote-builders-signing.sec"
-BUILD_USER = "remotebuild"
 MARK = "SECURITY-PROBE-RAN"
-
-
-def host_of(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
 
 
 def target(client, builder: str) -> list[str]:
     """ssh arguments reaching the builder as nix-daemon does (alias or user@host[:port])."""
-    state = json.loads(client.file("/etc/nix/nix-remote-builders.json").content_string)
-    record = next(r for r in state["builders"] if r["name"] == builder)
+    record = client_record(client, builder)
     if record["alias"]:
         return [f"{record['alias']['user']}@{record['alias']['name']}"]
     user, host, port = re.match(r"^[a-z-]+://([^@]+)@([^/?:]+)(?::(\d+))?", record["uri"]).groups()
@@ -158,8 +143,7 @@ def test_no_private_key_material_in_a_verbose_run():
 def test_known_hosts_pins_the_builders_real_key(client, builder):
     c, b = host_of(client), host_of(builder)
     real = b.file("/etc/ssh/ssh_host_ed25519_key.pub").content_string.split()[:2]
-    state = json.loads(c.file("/etc/nix/nix-remote-builders.json").content_string)
-    record = next(r for r in state["builders"] if r["name"] == builder)
+    record = client_record(c, builder)
     known = c.file("/etc/ssh/ssh_known_hosts").content_string.splitlines()
     assert record["known_hosts"]
     for line in record["known_hosts"]:

@@ -20,20 +20,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
-from testinfra.utils.ansible_runner import AnsibleRunner
+from fleet import INVENTORY, PROJECT, host_of
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "faults")
-RUNNER = AnsibleRunner(INVENTORY)
 BIN = Path(sys.executable).parent
 DROPIN = "/etc/systemd/system/nix-daemon.service.d/60-nix-remote-builders.conf"
 BB = "/var/tmp/nix-remote-builders-faults-bb"
-
-
-def host_of(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
 
 
 CLIENT = host_of("client")

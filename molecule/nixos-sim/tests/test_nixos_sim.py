@@ -8,24 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 
-import testinfra
-from testinfra.utils.ansible_runner import AnsibleRunner
+from fleet import KEY, RUNNER, host_of
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-RUNNER = AnsibleRunner(INVENTORY)
 BUILDER = sorted(RUNNER.get_hosts("nix_builders"))[0]
 CLIENT = sorted(RUNNER.get_hosts("nix_clients"))[0]
-KEY = "/root/.ssh/nix_remote_builders_ed25519"
 ALIAS = f"nix-builder-{BUILDER}"
 STUB_ARGS = ('{ config = { }; lib = { mkDefault = x: x; mkForce = x: x; }; '
              'pkgs = { bashInteractive = "/stub/bashInteractive"; }; }')
-
-
-def host_of(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
 
 
 def evaluate(host, path: str) -> dict:

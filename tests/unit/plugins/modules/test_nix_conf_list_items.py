@@ -349,3 +349,15 @@ def test_settings_of_another_form_may_be_combined(run_module, tmp_path):
     conf.write_text("")
     run_both(run_module, conf, {"extra-trusted-users": {"present": ["remotebuild"]}}, settings={"trusted-users": ["root"]})
     assert conf.read_text() == "trusted-users = root\nextra-trusted-users = remotebuild\n"
+
+
+def test_adopting_every_item_writes_the_marker_above_their_line(run_module, tmp_path):
+    """Nothing to add, all adopted: the marker still goes above the line that holds them."""
+    conf = tmp_path / "nix.conf"
+    conf.write_text("sandbox = true\nextra-trusted-public-keys = admin:1 client:1\n")
+    items = {"extra-trusted-public-keys": {"present": ["client:1"], "adopt": ["client:1"]}}
+    result = run_both(run_module, conf, items, managed_marker=MARKER)
+    assert result["changed"] and not result["restart_required"]
+    assert conf.read_text() == ("sandbox = true\n# nix_remote.builders manages extra-trusted-public-keys: client:1\n"
+                                "extra-trusted-public-keys = admin:1 client:1\n")
+    assert not run_both(run_module, conf, items, managed_marker=MARKER)["changed"]

@@ -1,0 +1,52 @@
+"""What every scenario's testinfra tests share: the inventory, the hosts, and the client's
+record of each builder.
+
+The records are read the way a user would read them, from the marker comment that the
+local_client role writes above each entry of /etc/nix/machines ("# nix_remote.builders " and
+the record as JSON), independently of the collection's own parser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
+RUNNER = AnsibleRunner(INVENTORY)
+BUILDERS = sorted(RUNNER.get_hosts("nix_builders"))
+CLIENTS = sorted(RUNNER.get_hosts("nix_clients"))
+PAIRS = [(c, b) for c in CLIENTS for b in BUILDERS]
+
+KEY = "/root/.ssh/nix_remote_builders_ed25519"
+BUILD_USER = "remotebuild"
+MACHINES = "/etc/nix/machines"
+MARKER = "# nix_remote.builders "
+# Nix is on the non-login PATH only where Debian installed it; a login shell finds both layouts.
+LOGIN = "bash -lc "
+
+
+def host_of(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def login(host, command: str):
+    return host.run(LOGIN + shlex.quote(command))
+
+
+def client_records(client, path: str = MACHINES) -> list[dict]:
+    """Every record the role marked in the client's machines file, in file order."""
+    return [json.loads(line[len(MARKER):]) for line in client.file(path).content_string.splitlines()
+            if line.startswith(MARKER)]
+
+
+def client_record(client, builder: str) -> dict:
+    """The local_client role's record of this builder on this client (exactly one)."""
+    records = [r for r in client_records(client) if r["name"] == builder]
+    assert len(records) == 1, f"{builder} recorded {len(records)} times: {client_records(client)}"
+    return records[0]
