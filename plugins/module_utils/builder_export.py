@@ -70,11 +70,17 @@ def capacity(cores, memory_bytes, memory_per_job_bytes, max_jobs=None, build_cor
         raise ExportError("remote_builder_memory_per_job_bytes is %r; it must be at least 1" % (memory_per_job_bytes,))
     by_memory = max(_int(memory_bytes or 0, "memory_bytes") // per_job, 1)
     jobs = _int(max_jobs, "remote_builder_max_jobs") if max_jobs is not None else min(cpus, by_memory)
-    return {
+    result = {
         "max_jobs": jobs,
         "cores": _int(build_cores, "remote_builder_cores") if build_cores is not None else max(cpus // max(jobs, 1), 1),
         "speed_factor": _int(speed_factor, "remote_builder_speed_factor") if speed_factor is not None else cpus,
     }
+    # Nix reads max-jobs 0 as "build nothing locally", which would refuse every remote build.
+    for key, least, option in (("max_jobs", 1, "remote_builder_max_jobs"), ("cores", 0, "remote_builder_cores"),
+                               ("speed_factor", 1, "remote_builder_speed_factor")):
+        if result[key] < least:
+            raise ExportError("%s is %d; it must be at least %d" % (option, result[key], least))
+    return result
 
 
 def forced_command(nix, protocol):

@@ -87,6 +87,16 @@ def test_capacity_refuses_what_is_not_a_number():
         builder_capacity(nix(), 2 * GIB, max_jobs="many")
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"max_jobs": 0}, "remote_builder_max_jobs is 0; it must be at least 1"),
+    ({"cores": -1}, "remote_builder_cores is -1; it must be at least 0"),
+    ({"speed_factor": 0}, "remote_builder_speed_factor is 0; it must be at least 1"),
+])
+def test_capacity_refuses_values_nix_cannot_use(options, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        builder_capacity(nix(cores=4), 2 * GIB, **options)
+
+
 # --- export --------------------------------------------------------------------------------
 
 def export(nix_result=None, **options):
