@@ -22,7 +22,8 @@ for being accepted or rejected.
 
 Two representation differences are normalized, not counted: Nix >= 2.26 prints the store URI
 as a parsed StoreReference (query parameters sorted, ``local?x`` as ``local://?x``, ``daemon``
-as ``unix://``, a path as ``local://`` + path); Nix 2.8 keeps the systems column as a list
+as ``unix://`` (2.34: ``local`` and ``daemon`` stay bare words when they have no parameters), a
+path as ``local://`` + path); Nix 2.8 keeps the systems column as a list
 (order and duplicates kept) which it only searches, so it is compared as a set.
 """
 
@@ -54,26 +55,26 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 def _render_reference(uri, version):
     """How Nix >= 2.26 prints StoreReference::parse(uri) (for the URIs cases.py generates)."""
     scheme = _SCHEME.match(uri)
+    rest = uri[scheme.end():] if scheme else uri
     if scheme:
         # parseURL: "scheme://authority/path" or "scheme:path" ("host:22?x=/y" is scheme "host").
-        rest = uri[scheme.end():]
         rest = rest[2:] if rest.startswith("//") else rest
-        base, _q, query = rest.partition("?")
-        prefix = scheme.group(1) + "://" + base
-    else:
-        base, _q, query = uri.partition("?")
-        if base in ("", "auto"):
-            prefix = "auto"
-        elif base == "daemon":
-            prefix = "unix://" if version < (2, 34) else "daemon"
-        elif base == "local":
-            prefix = "local://" if version < (2, 34) else "local"
-        else:
-            prefix = "local://" + os.path.abspath(base)
+    base, _q, query = rest.partition("?")
     params = {}
     for item in query.split("&") if query else ():
         name, _eq, value = item.partition("=")
         params.setdefault(name, value)
+    if scheme:
+        prefix = scheme.group(1) + "://" + base
+    elif base in ("", "auto"):
+        prefix = "auto"
+    elif base == "daemon":
+        # 2.34 keeps the bare word only without parameters: "daemon?x=1" is "unix://?x=1".
+        prefix = "daemon" if version >= (2, 34) and not params else "unix://"
+    elif base == "local":
+        prefix = "local" if version >= (2, 34) and not params else "local://"
+    else:
+        prefix = "local://" + os.path.abspath(base)
     if params:
         prefix += "?" + "&".join("%s=%s" % (name, params[name]) for name in sorted(params))
     return prefix
