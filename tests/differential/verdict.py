@@ -10,7 +10,8 @@ Every case gets one verdict per release:
 * ``version``: a documented version difference (facts 1.5) that the collection knows elsewhere:
   before 2.20 the speed factor is an unsigned integer (``render_machine`` refuses to write a
   non-integer one for those versions); before 2.26 the store URI is a plain string, not parsed
-  (the collection refuses what 2.26 and later cannot parse);
+  (the collection refuses what 2.26 and later cannot parse); 2.26 refuses an upper-case letter in
+  a URL's scheme, which later releases (2.34) read;
 * ``value`` (nix.conf): Nix refuses a value for its setting's type, which the parser leaves to
   nix_validate (the installed Nix reads every candidate before it is written);
 * ``stricter``: the collection refuses what Nix takes, on purpose: an ``inf``/``nan`` speed factor;
@@ -143,6 +144,9 @@ def machines_verdict(release, builders, files, prediction, result):
         return "version", detail + "\npredicted: speed factor is an unsigned int before Nix 2.20"
     if release.version < (2, 26) and prediction[0] == "error" and "store Nix >= 2.26 can parse" in prediction[1]:
         return "version", detail + "\npredicted: Nix < 2.26 keeps the store URI as an unparsed string"
+    if (release.version > (2, 26, 3) and prediction[0] == "error" and "upper-case letter in the scheme" in prediction[1]
+            and observed != "error"):
+        return "version", detail + "\npredicted: Nix 2.26 refuses an upper-case scheme, later releases read it"
     if prediction[0] == "error" and _NOT_FINITE.search(prediction[1]) and observed != "error":
         return "stricter", detail + "\nby design: the collection refuses an inf/nan speed factor"
     return "disagree", detail
