@@ -84,7 +84,8 @@ testbed-selftest: venv collections
 
 # The parsers against the real Nix of every release (host 2.8, the testbed images' 2.26 and
 # 2.34, which testbed-selftest has built): 200 generated cases of each kind per release.
-# The long run: .venv/bin/python bench/differential.py (10,000 cases per release).
+# The long run: .venv/bin/python bench/differential.py (10,000 machines + 10,000 nix.conf cases per
+# release; docs/benchmarks.md, "Differential parsing").
 differential-smoke: venv collections
 	$(BIN)/pytest -p no:cacheprovider -m differential tests/differential
 

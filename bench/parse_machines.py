@@ -25,21 +25,35 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTION_ROOT = os.path.dirname(HERE)
 
 
+def collection_on_path():
+    """Make `ansible_collections.nix_remote.builders` importable as this checkout, when it is not yet.
+
+    The checkout is the collection root; it is importable only through an
+    ansible_collections/nix_remote/builders path (machines.py imports its siblings by it): `make
+    collections` links one under .build/collections; without it, one is made in a temporary
+    directory.
+    """
+    try:
+        import ansible_collections.nix_remote.builders  # noqa: F401
+        return
+    except ImportError:
+        pass
+    built = os.path.join(COLLECTION_ROOT, ".build", "collections")
+    if os.path.isdir(os.path.join(built, "ansible_collections", "nix_remote", "builders")):
+        sys.path.insert(0, built)
+        return
+    import tempfile
+    base = tempfile.mkdtemp(prefix="nix-remote-bench-")
+    link = os.path.join(base, "ansible_collections", "nix_remote", "builders")
+    os.makedirs(os.path.dirname(link))
+    os.symlink(COLLECTION_ROOT, link)
+    sys.path.insert(0, base)
+
+
 def _import_machines():
     """Import the module_utils by its collection path, from the checkout when run directly."""
-    try:
-        from ansible_collections.nix_remote.builders.plugins.module_utils import machines
-    except ImportError:
-        # The checkout is the collection root; it is importable only through an
-        # ansible_collections/nix_remote/builders path (machines.py imports its siblings by it), so
-        # make one in a temporary directory that links to the checkout.
-        import tempfile
-        base = tempfile.mkdtemp(prefix="nix-remote-bench-")
-        link = os.path.join(base, "ansible_collections", "nix_remote", "builders")
-        os.makedirs(os.path.dirname(link))
-        os.symlink(COLLECTION_ROOT, link)
-        sys.path.insert(0, base)
-        from ansible_collections.nix_remote.builders.plugins.module_utils import machines
+    collection_on_path()
+    from ansible_collections.nix_remote.builders.plugins.module_utils import machines
     return machines
 
 

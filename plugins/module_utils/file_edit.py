@@ -15,6 +15,8 @@ import grp
 import os
 import pwd
 import re
+import shlex
+import shutil
 import stat
 import tempfile
 import time
@@ -215,16 +217,9 @@ def replace_file(path: str, data: bytes, mode: int, uid: int = -1, gid: int = -1
                 os.unlink(tmp)
 
 
-def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task_file_args: bool = True) -> str | None:
-    """Write text to path through replace_file, with the module's owner, group, mode and SELinux
-    context applied before the rename.
-
-    Returns the backup file name when one was made. Keeps the owner and mode of an existing file;
-    a new file gets 0644 (Nix configuration is world-readable) unless the module sets one.
-    """
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(directory):
-        raise ConfigFileError(f"{path}: directory {directory} does not exist")
+def _new_attributes(module, path: str, existed: bool, task_file_args: bool = True) -> tuple[int, int, int]:
+    """(uid, gid, mode) the new file gets: the task's owner, group and mode, else those of the
+    existing file; a new file gets 0644 (Nix configuration is world-readable)."""
     # task_file_args=False: a second file the task edits (configuration.nix) keeps its own
     # owner and mode; the task's owner/group/mode/SELinux fields are about its main file.
     params = module.params if task_file_args else {}
@@ -235,6 +230,35 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task
         uid = current.st_uid if uid == -1 else uid
         gid = current.st_gid if gid == -1 else gid
     mode = _resolve_mode(path, params.get("mode"), stat.S_IMODE(current.st_mode) if current else 0o644)
+    return uid, gid, mode
+
+
+def _encode(path: str, text: str) -> bytes:
+    """The UTF-8 bytes of text; a lone surrogate or a NUL character is refused, naming the line."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        raise ConfigFileError(f"{path}, line {line}: {text[exc.start:exc.end]!r} is not a character (not valid UTF-8); "
+                              "nothing was written") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ConfigFileError(f"{path}, line {line}: a NUL character cannot be written to a configuration file; nothing was written")
+    return data
+
+
+def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task_file_args: bool = True) -> str | None:
+    """Write text to path through replace_file, with the module's owner, group, mode and SELinux
+    context applied before the rename.
+
+    Returns the backup file name when one was made. Keeps the owner and mode of an existing file;
+    a new file gets 0644 (Nix configuration is world-readable) unless the module sets one.
+    """
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(directory):
+        raise ConfigFileError(f"{path}: directory {directory} does not exist")
+    uid, gid, mode = _new_attributes(module, path, existed, task_file_args)
+    data = _encode(path, text)
     backup_file = None
     if backup and existed:
         try:
@@ -252,15 +276,6 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task
         module.set_context_if_different(tmp, wanted, False)
 
     try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        line = text.count("\n", 0, exc.start) + 1
-        raise ConfigFileError(f"{path}, line {line}: {text[exc.start:exc.end]!r} is not a character (not valid UTF-8); "
-                              "nothing was written") from None
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise ConfigFileError(f"{path}, line {line}: a NUL character cannot be written to a configuration file; nothing was written")
-    try:
         replace_file(path, data, mode, uid, gid, prepare)
     except ConfigFileError:
         if backup_file:
@@ -268,6 +283,65 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task
                 os.unlink(backup_file)
         raise
     return backup_file
+
+
+class ValidationFailed(ConfigFileError):
+    """The task's validate command refused the new content; carries its exit status and output."""
+
+    def __init__(self, message: str, rc: int, stdout: str, stderr: str):
+        super().__init__(message)
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def check_validate_command(command: str) -> None:
+    """Refuse a validate command without %s (the contract of ansible.builtin.copy), or with another
+    % directive, before anything is read or written."""
+    if "%s" not in command:
+        raise ConfigFileError(f"validate must contain %s, where the path of the file to check goes: {command}")
+    try:
+        command % "file"  # pylint: disable=pointless-statement
+    except (TypeError, ValueError):
+        raise ConfigFileError(f"validate: {command!r} has a % directive other than %s; write a literal % as %%") from None
+
+
+def validate_candidate(module, path: str, text: str, existed: bool, command: str) -> None:
+    """Run the task's validate command on a temporary file holding text, as ansible.builtin.copy does:
+    %s is replaced by the temporary file's path and the command runs without a shell.
+
+    The temporary file lies in a private directory under the module's temporary directory, never
+    next to path (where a program reading a whole directory could pick it up), and has the owner,
+    group and mode path would get, since some checkers look at them. It is removed afterwards.
+    Raises ValidationFailed when the command exits non-zero, ConfigFileError when it cannot run.
+    """
+    uid, gid, mode = _new_attributes(module, path, existed)
+    data = _encode(path, text)
+    base = getattr(module, "tmpdir", None)
+    # The path is substituted into the command line: keep it one plain word.
+    workdir = tempfile.mkdtemp(prefix="validate-", dir=base if base and shlex.quote(base) == base else None)
+    name = os.path.basename(path)
+    candidate = os.path.join(workdir, name if name and shlex.quote(name) == name else "candidate")
+    try:
+        try:
+            replace_file(candidate, data, mode, uid, gid)
+        except ConfigFileError as exc:
+            raise ConfigFileError(f"{path}: cannot write the temporary file to validate: {exc}; nothing was written") from None
+        try:
+            argv = shlex.split(command % shlex.quote(candidate))
+        except ValueError as exc:
+            raise ConfigFileError(f"validate: cannot split {command!r} into arguments ({exc}); nothing was written") from None
+        program = argv[0] if argv else ""
+        if not program or not (os.access(program, os.X_OK) if "/" in program else module.get_bin_path(program)):
+            raise ConfigFileError(f"{path}: validate: {program or command!r} is not a program found on this host; nothing was written")
+        rc, out, err = module.run_command(argv)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if rc != 0:
+        how = f"was killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
+        said = err.strip() or out.strip()
+        raise ValidationFailed(f"{path}: the new content was not installed: the validate command {command!r} {how} "
+                               f"on a temporary copy{': ' + said if said else ''}", rc, out, err)
 
 
 def _secontext(module) -> list:

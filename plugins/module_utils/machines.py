@@ -105,10 +105,14 @@ def _needs_ssh_prefix(uri):
 def _store_uri_error(uri):
     """Why Nix >= 2.26 cannot parse ``uri`` (after the ``ssh://`` rule) as a store, or None.
 
-    A URL ("scheme:...") must be plain RFC 3986 characters; anything else must be ``auto``,
-    ``daemon``, ``local`` (with or without ``?params``) or a path (a ``/`` before any ``?``).
+    A URL ("scheme:...") must be plain RFC 3986 characters, its scheme in lower case (2.26's
+    parseURL refuses "SSH://h" and "Builder:22?x=/y"; 2.34 reads them); anything else must be
+    ``auto``, ``daemon``, ``local`` (with or without ``?params``) or a path (a ``/`` before any ``?``).
     """
-    if _URL_SCHEME.match(uri):
+    scheme = _URL_SCHEME.match(uri)
+    if scheme:
+        if scheme.group(0) != scheme.group(0).lower():
+            return "upper-case letter in the scheme %r" % scheme.group(0)[:-1]
         bad = _URL_BAD_CHAR.search(uri)
         return "character %r is not allowed in a store URL" % bad.group(0) if bad else None
     base = uri.partition("?")[0]

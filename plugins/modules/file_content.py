@@ -46,6 +46,28 @@ options:
       - Create a backup file including the timestamp information so you can get the original file back.
     type: bool
     default: false
+  keep_backups:
+    description:
+      - With O(backup=true), keep only this many of the newest backups of the file; older backups are removed.
+      - By default every backup is kept.
+    type: int
+    version_added: 0.2.0
+  validate:
+    description:
+      - A command that checks the new content before it is installed, as the O(ansible.builtin.copy#module:validate)
+        option of M(ansible.builtin.copy) and M(ansible.builtin.template) does.
+      - It must contain C(%s), which is replaced by the path of a temporary file holding the new content, with the
+        owner, group and mode the file would get. A literal C(%) is written C(%%).
+      - The temporary file lies in a private temporary directory, not next to O(path); the command gets nothing else
+        of the new content, and the temporary file is removed afterwards.
+      - The command is split into words and run without a shell, so shell features such as expansion and pipes do not
+        work; wrap it in C(sh -c '...') to have them.
+      - When it exits with a non-zero status, the task fails with its output (standard error, else standard output) in
+        the message, and O(path) is left as it was.
+      - It runs only when the content would change, and unlike with M(ansible.builtin.copy) also in check mode, so that
+        check mode reports the refusal a real run would meet. It must therefore only read the file it is given.
+    type: str
+    version_added: 0.2.0
 seealso:
   - module: ansible.builtin.copy
   - module: nix_remote.builders.ssh_known_hosts
@@ -61,6 +83,18 @@ EXAMPLES = r"""
     owner: remotebuild
     group: remotebuild
     mode: "0600"
+
+- name: Install a sudoers drop-in only when visudo accepts it, keeping the three newest backups
+  nix_remote.builders.file_content:
+    path: /etc/sudoers.d/remotebuild
+    content: |
+      remotebuild ALL=(root) NOPASSWD: /run/current-system/sw/bin/nix-store --gc
+    owner: root
+    group: root
+    mode: "0440"
+    validate: /usr/sbin/visudo -csf %s
+    backup: true
+    keep_backups: 3
 """
 
 RETURN = r"""
@@ -74,17 +108,38 @@ backup_file:
   returned: when O(backup=true) and the file changed
   type: str
   sample: /var/lib/remotebuild/.ssh/authorized_keys.12345.2026-11-25@12:00:00~
+exit_status:
+  description: Exit status of the O(validate) command, when it refused the new content.
+  returned: failure of O(validate)
+  type: int
+  sample: 1
+  version_added: 0.2.0
+stdout:
+  description: Standard output of the O(validate) command, when it refused the new content.
+  returned: failure of O(validate)
+  type: str
+  sample: ""
+  version_added: 0.2.0
+stderr:
+  description: Standard error of the O(validate) command, when it refused the new content.
+  returned: failure of O(validate)
+  type: str
+  sample: "/tmp/validate-abc/remotebuild:1:13: syntax error"
+  version_added: 0.2.0
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit import (
     ConfigFileError,
+    ValidationFailed,
     check_symlink,
+    check_validate_command,
     file_diff,
     install,
     read_config,
     run_locked,
+    validate_candidate,
 )
 
 
@@ -100,6 +155,13 @@ def edit_file(module: AnsibleModule) -> dict:
     result = dict(changed=after != before or not existed, path=path)
     if module._diff:
         result["diff"] = file_diff(path, before, after, existed)
+    if result["changed"] and module.params["validate"]:
+        # Also in check mode: the command gets only a temporary copy, and check mode must report
+        # the refusal the real run would meet.
+        try:
+            validate_candidate(module, path, after, existed, module.params["validate"])
+        except ValidationFailed as exc:
+            module.fail_json(msg=str(exc), exit_status=exc.rc, stdout=exc.stdout, stderr=exc.stderr, **result)
     install(module, path, after, existed, result)
     return result
 
@@ -111,10 +173,17 @@ def main() -> None:
             content=dict(type="str", required=True),
             follow=dict(type="bool", default=False),
             backup=dict(type="bool", default=False),
+            keep_backups=dict(type="int"),
+            validate=dict(type="str"),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
     )
+    if module.params["validate"] is not None:
+        try:
+            check_validate_command(module.params["validate"])
+        except ConfigFileError as exc:
+            module.fail_json(msg=str(exc))
     module.exit_json(**run_locked(module, edit_file))
 
 

@@ -10,9 +10,14 @@ after `testbed-selftest`, which builds the images. The long run is bench/differe
 
 from __future__ import annotations
 
+import collections
+import os
+import shutil
+import tempfile
+
 import pytest
 
-from . import realnix, runner
+from . import cases, realnix, runner
 
 pytestmark = pytest.mark.differential
 SEED = 20261201
@@ -70,3 +75,33 @@ def test_nix_conf_agrees_with_real_nix(conf_tally, release):
     assert counts["cases"] == CASES
     assert counts["disagree"] == 0, _report(conf_tally, release)
     assert counts["agree"] > CASES // 2
+
+
+@pytest.mark.parametrize("release", _release_params())
+def test_a_batched_reading_is_each_case_read_alone(release):
+    """The premise of runner.read_batch: between two sentinels is what Nix makes of that case alone.
+
+    Every drawn case this Nix accepts on its own (legacy and version differences included) goes
+    into one batch; the batch must be accepted and split into exactly the single readings.
+    """
+    drawn = []
+    runner.draw_cases(cases.machines_case(runner.CASE_DIR), 80, SEED + 1, drawn.append)
+    root = tempfile.mkdtemp(prefix="nix-diff-batch-")
+    try:
+        texts, singles = [], []
+        for index, case in enumerate(drawn):
+            directory = os.path.join(root, str(index))
+            os.makedirs(directory)
+            builders, files = runner._relocate(case, directory)  # noqa: SLF001
+            runner._write(files)  # noqa: SLF001
+            alone = realnix.machines_oracle(release, builders)
+            if alone.error is None:
+                texts.append(builders)
+                singles.append((alone.uris, alone.rows))
+        assert len(texts) >= 10, "too few accepted cases to check batching"
+        runs = collections.Counter()
+        batched = runner.read_batch(release, texts, runs)
+        assert runs[release.name] == 1, "Nix refused a batch of cases it accepts one by one"
+        assert [(r.uris, r.rows) for r in batched] == singles
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

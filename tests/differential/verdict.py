@@ -10,7 +10,8 @@ Every case gets one verdict per release:
 * ``version``: a documented version difference (facts 1.5) that the collection knows elsewhere:
   before 2.20 the speed factor is an unsigned integer (``render_machine`` refuses to write a
   non-integer one for those versions); before 2.26 the store URI is a plain string, not parsed
-  (the collection refuses what 2.26 and later cannot parse);
+  (the collection refuses what 2.26 and later cannot parse); 2.26 refuses an upper-case letter in
+  a URL's scheme, which later releases (2.34) read;
 * ``value`` (nix.conf): Nix refuses a value for its setting's type, which the parser leaves to
   nix_validate (the installed Nix reads every candidate before it is written);
 * ``stricter``: the collection refuses what Nix takes, on purpose: an ``inf``/``nan`` speed factor;
@@ -22,7 +23,8 @@ for being accepted or rejected.
 
 Two representation differences are normalized, not counted: Nix >= 2.26 prints the store URI
 as a parsed StoreReference (query parameters sorted, ``local?x`` as ``local://?x``, ``daemon``
-as ``unix://``, a path as ``local://`` + path); Nix 2.8 keeps the systems column as a list
+as ``unix://`` (2.34: ``local`` and ``daemon`` stay bare words when they have no parameters), a
+path as ``local://`` + path); Nix 2.8 keeps the systems column as a list
 (order and duplicates kept) which it only searches, so it is compared as a set.
 """
 
@@ -54,26 +56,26 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 def _render_reference(uri, version):
     """How Nix >= 2.26 prints StoreReference::parse(uri) (for the URIs cases.py generates)."""
     scheme = _SCHEME.match(uri)
+    rest = uri[scheme.end():] if scheme else uri
     if scheme:
         # parseURL: "scheme://authority/path" or "scheme:path" ("host:22?x=/y" is scheme "host").
-        rest = uri[scheme.end():]
         rest = rest[2:] if rest.startswith("//") else rest
-        base, _q, query = rest.partition("?")
-        prefix = scheme.group(1) + "://" + base
-    else:
-        base, _q, query = uri.partition("?")
-        if base in ("", "auto"):
-            prefix = "auto"
-        elif base == "daemon":
-            prefix = "unix://" if version < (2, 34) else "daemon"
-        elif base == "local":
-            prefix = "local://" if version < (2, 34) else "local"
-        else:
-            prefix = "local://" + os.path.abspath(base)
+    base, _q, query = rest.partition("?")
     params = {}
     for item in query.split("&") if query else ():
         name, _eq, value = item.partition("=")
         params.setdefault(name, value)
+    if scheme:
+        prefix = scheme.group(1) + "://" + base
+    elif base in ("", "auto"):
+        prefix = "auto"
+    elif base == "daemon":
+        # 2.34 keeps the bare word only without parameters: "daemon?x=1" is "unix://?x=1".
+        prefix = "daemon" if version >= (2, 34) and not params else "unix://"
+    elif base == "local":
+        prefix = "local" if version >= (2, 34) and not params else "local://"
+    else:
+        prefix = "local://" + os.path.abspath(base)
     if params:
         prefix += "?" + "&".join("%s=%s" % (name, params[name]) for name in sorted(params))
     return prefix
@@ -142,6 +144,9 @@ def machines_verdict(release, builders, files, prediction, result):
         return "version", detail + "\npredicted: speed factor is an unsigned int before Nix 2.20"
     if release.version < (2, 26) and prediction[0] == "error" and "store Nix >= 2.26 can parse" in prediction[1]:
         return "version", detail + "\npredicted: Nix < 2.26 keeps the store URI as an unparsed string"
+    if (release.version > (2, 26, 3) and prediction[0] == "error" and "upper-case letter in the scheme" in prediction[1]
+            and observed != "error"):
+        return "version", detail + "\npredicted: Nix 2.26 refuses an upper-case scheme, later releases read it"
     if prediction[0] == "error" and _NOT_FINITE.search(prediction[1]) and observed != "error":
         return "stricter", detail + "\nby design: the collection refuses an inf/nan speed factor"
     return "disagree", detail

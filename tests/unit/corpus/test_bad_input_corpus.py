@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit import MAX_CONFIG_BYTES
-from ansible_collections.nix_remote.builders.plugins.modules import nix_conf, nix_machines, nixos_module
+from ansible_collections.nix_remote.builders.plugins.modules import file_content, nix_conf, nix_machines, nixos_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULES = {"nix_conf": nix_conf.main, "nix_machines": nix_machines.main, "nixos_module": nixos_module.main}
+MODULES = {"nix_conf": nix_conf.main, "nix_machines": nix_machines.main, "nixos_module": nixos_module.main,
+           "file_content": file_content.main}
 # Categories whose input is a file: their message must name it.
 FILE_CATEGORIES = {"nix.conf line", "machines entry", "huge file", "non-UTF-8", "symlink", "read-only file system",
                    "include tree", "validation by Nix", "custom conf override", "file reference", "legacy entry",

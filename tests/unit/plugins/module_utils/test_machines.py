@@ -411,8 +411,8 @@ def test_upsert_identical_entry_is_unchanged_even_when_not_portable():
 
 def test_upsert_replaces_in_place_and_keeps_everything_else():
     document = MachinesDocument.parse(FILE)
-    assert document.upsert(Machine("SSH://nix@a", ("x86_64-linux",), max_jobs=8), "2.31") is True
-    assert document.render() == FILE.replace("nix@a x86_64-linux - 4 1 kvm   #", "SSH://nix@a x86_64-linux - 8 1 - - -   #")
+    assert document.upsert(Machine("ssh://nix@a", ("x86_64-linux",), max_jobs=8), "2.31") is True
+    assert document.render() == FILE.replace("nix@a x86_64-linux - 4 1 kvm   #", "ssh://nix@a x86_64-linux - 8 1 - - -   #")
     document = MachinesDocument.parse(FILE)
     assert document.upsert(Machine("nix@c", ("aarch64-linux",), max_jobs=2), "2.31") is True
     assert document.render() == FILE.replace("nix@c\taarch64-linux", "ssh://nix@c aarch64-linux - 2 1 - - -")
@@ -434,7 +434,7 @@ def test_upsert_appends_a_portable_line(text, expected):
 
 
 def test_upsert_collapses_duplicates_to_the_first_entry():
-    text = "nix@a - - 1\n# keep\nssh://nix@a - - 2 ; nix@b\nSSH://nix@a\n"
+    text = "nix@a - - 1\n# keep\nssh://nix@a - - 2 ; nix@b\nssh://nix@a - - 4\n"
     document = MachinesDocument.parse(text)
     assert document.upsert(Machine("nix@a", max_jobs=3)) is True
     assert document.render() == "ssh://nix@a - - 3 1 - - -\n# keep\nnix@b\n"

@@ -25,6 +25,12 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.machines impor
     "ssh://b^d",
     "nix@a\x0bb",                    # a vertical tab is data to Nix, and not a URL character
     "nix@h-2?remote-store=/tmp/x",   # '/' only in the query: no ssh:// added, and no path either
+    # An upper-case letter in the scheme: 2.26 refuses it (2.8 and 2.34 read it). No ssh:// is
+    # added when there is a '/' (here in the query), so "BUILDER:" is the scheme.
+    "BUILDER:2222?remote-store=/tmp/x",
+    "b1.Example.com:22?x=/y",
+    "SSH://nix@host",
+    "ssh-Ng://nix@host",
 ])
 def test_store_uri_nix_cannot_parse_is_an_error(uri):
     with pytest.raises(MachinesFormatError, match="store Nix >= 2.26 can parse") as info:
