@@ -32,6 +32,24 @@ NIX_BIN_DIRS = (
     "/bin",
 )
 
+# Where the OpenSSH client tools are looked for, before the module's PATH: the system
+# directories a service's default PATH holds (systemd, launchd), then the NixOS and Nix profile
+# ones. A fixed list, so the answer does not depend on the login shell Ansible happens to use.
+SSH_CLIENT_DIRS = (
+    "/usr/bin",
+    "/bin",
+    "/usr/sbin",
+    "/sbin",
+    "/usr/local/bin",
+    "/run/current-system/sw/bin",  # NixOS, nix-darwin (programs.ssh)
+    "/nix/var/nix/profiles/default/bin",
+)
+
+SSH_CLIENT_BINARIES = {
+    "ssh": "ssh",
+    "ssh_keygen": "ssh-keygen",
+}
+
 SYSTEMD_UNIT_DIRS = (
     "/etc/systemd/system",
     "/run/systemd/system",
@@ -143,13 +161,13 @@ def split_list(value: str | None) -> list[str]:
 
 
 def find_binary(name: str, path_env: str | None, root: str = DEFAULT_ROOT,
-                extra_dirs: tuple[str, ...] = ()) -> str | None:
-    """Absolute path of an executable ``name``: the known Nix locations first, then PATH.
+                extra_dirs: tuple[str, ...] = (), known_dirs: tuple[str, ...] = NIX_BIN_DIRS) -> str | None:
+    """Absolute path of an executable ``name``: the known locations (Nix's by default) first, then PATH.
 
     The known locations come first so the path we hand to authorized_keys or ``remote-program``
     is the stable one the daemon's service uses, not whatever a login shell would find.
     """
-    dirs = list(NIX_BIN_DIRS)
+    dirs = list(known_dirs)
     for entry in (path_env or "").split(os.pathsep):
         if entry.startswith("/") and entry not in dirs:
             dirs.append(entry)

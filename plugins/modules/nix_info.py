@@ -12,7 +12,8 @@ version_added: 0.1.0
 description:
   - Finds Nix (also where it is not on the PATH of a non-interactive shell), its version, the systems
     and features its builds support, the host's capacity, which configuration file to edit, how the
-    C(nix-daemon) service is run, and the host's SSH public host keys.
+    C(nix-daemon) service is run, the host's SSH public host keys, the OpenSSH client tools the daemon
+    runs for remote builds, and the members of the build users group.
   - Everything a remote builder or a client of one needs to know about the host, read without changing anything.
   - Effective settings come from Nix itself (C(nix show-config) before Nix 2.20, C(nix config show) from 2.20),
     reading only the system configuration, as the daemon does; when that fails the system type comes from
@@ -150,9 +151,12 @@ multi_user:
   sample: true
 paths:
   description:
-    - Absolute paths of the Nix binaries, each null when not found.
-    - Searched in C(/run/current-system/sw/bin), C(/nix/var/nix/profiles/default/bin), C(/usr/local/bin),
-      C(/usr/bin), C(/bin), then the module's C(PATH) and root's C(~/.nix-profile/bin).
+    - Absolute paths of the Nix binaries and of the OpenSSH client tools, each null when not found.
+    - The Nix binaries are searched in C(/run/current-system/sw/bin), C(/nix/var/nix/profiles/default/bin),
+      C(/usr/local/bin), C(/usr/bin), C(/bin), then the module's C(PATH) and root's C(~/.nix-profile/bin).
+    - The OpenSSH client tools (RV(paths.ssh), RV(paths.ssh_keygen)) are searched in C(/usr/bin), C(/bin),
+      C(/usr/sbin), C(/sbin), C(/usr/local/bin), C(/run/current-system/sw/bin),
+      C(/nix/var/nix/profiles/default/bin), then the module's C(PATH).
   returned: always
   type: dict
   contains:
@@ -176,12 +180,26 @@ paths:
       description: Path of C(nix-instantiate).
       type: str
       returned: always
+    ssh:
+      description:
+        - Path of the OpenSSH client C(ssh), which C(nix-daemon) runs for every remote build; null when missing
+          (install the OpenSSH client package, for example C(openssh-client) on Debian).
+      type: str
+      returned: always
+      version_added: 0.2.0
+    ssh_keygen:
+      description: Path of C(ssh-keygen), which makes and reads the daemon's SSH key; null when missing.
+      type: str
+      returned: always
+      version_added: 0.2.0
   sample:
     nix: /nix/var/nix/profiles/default/bin/nix
     nix_store: /nix/var/nix/profiles/default/bin/nix-store
     nix_daemon: /nix/var/nix/profiles/default/bin/nix-daemon
     nix_build: /nix/var/nix/profiles/default/bin/nix-build
     nix_instantiate: /nix/var/nix/profiles/default/bin/nix-instantiate
+    ssh: /usr/bin/ssh
+    ssh_keygen: /usr/bin/ssh-keygen
 system:
   description: The host's Nix system type; null when Nix could not tell.
   returned: always
@@ -300,10 +318,23 @@ build_users_group:
   type: str
   sample: nixbld
 build_users:
-  description: How many users are in RV(build_users_group) (members and users with it as primary group).
+  description:
+    - How many users are in RV(build_users_group) (members and users with it as primary group).
+    - C(nix-daemon) builds only as the users listed as members; see RV(build_users_group_members).
   returned: always
   type: int
   sample: 32
+build_users_group_members:
+  description:
+    - The user names listed as members of RV(build_users_group), from the name service (as C(getent group) shows
+      them), in that order without repeats; empty when there is no such group or it has no members.
+    - These are the users C(nix-daemon) builds as, one per concurrent build; users that only have the group as
+      their primary group are not among them.
+  returned: always
+  type: list
+  elements: str
+  sample: [nixbld1, nixbld2, nixbld3, nixbld4]
+  version_added: 0.2.0
 is_nixos:
   description: Whether the host is NixOS (C(/etc/NIXOS) or C(ID=nixos) in os-release).
   returned: always
@@ -367,6 +398,15 @@ def group_by_gid(gid: int) -> str | None:
         return None
 
 
+def group_members(name: str) -> list[str]:
+    """The users listed as members of the group (NSS, so LDAP too), as nix-daemon reads them."""
+    try:
+        group = grp.getgrnam(name)
+    except KeyError:
+        return []
+    return list(dict.fromkeys(group.gr_mem))
+
+
 def count_group_users(name: str) -> int:
     """Members of the group plus users whose primary group it is (NSS, so LDAP too)."""
     try:
@@ -398,7 +438,10 @@ class Gatherer:
         home = os.environ.get("HOME") or pwd.getpwuid(os.geteuid()).pw_dir
         extra = (os.path.join(home, ".nix-profile/bin"), "/nix/var/nix/profiles/per-user/root/profile/bin")
         path_env = os.environ.get("PATH", "")
-        return {key: nix_detect.find_binary(name, path_env, self.root, extra) for key, name in BINARIES.items()}
+        paths = {key: nix_detect.find_binary(name, path_env, self.root, extra) for key, name in BINARIES.items()}
+        paths.update((key, nix_detect.find_binary(name, path_env, self.root, known_dirs=nix_detect.SSH_CLIENT_DIRS))
+                     for key, name in nix_detect.SSH_CLIENT_BINARIES.items())
+        return paths
 
     def version(self, paths: dict) -> tuple[str | None, str | None]:
         for key in ("nix_store", "nix"):
@@ -561,6 +604,7 @@ class Gatherer:
             ssh_host_keys=self.ssh_host_keys(),
             build_users_group=build_users_group,
             build_users=count_group_users(build_users_group) if build_users_group else 0,
+            build_users_group_members=group_members(build_users_group) if build_users_group else [],
             is_nixos=nixos,
             is_darwin=darwin,
         )

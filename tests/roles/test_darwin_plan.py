@@ -33,15 +33,17 @@ def darwin_nix(conf_dir: str) -> dict:
         "service_manager": "launchd", "launchd_label": "org.nixos.nix-daemon",
         "is_nixos": False, "is_darwin": True,
         "conf_dir": conf_dir, "conf_path": f"{conf_dir}/nix.conf", "conf_edit_path": f"{conf_dir}/nix.conf",
-        "paths": {name: f"{PROFILE_BIN}/{binary}" for name, binary in (
+        "paths": dict({name: f"{PROFILE_BIN}/{binary}" for name, binary in (
             ("nix", "nix"), ("nix_store", "nix-store"), ("nix_daemon", "nix-daemon"),
             ("nix_build", "nix-build"), ("nix_instantiate", "nix-instantiate"))},
+            ssh="/usr/bin/ssh", ssh_keygen="/usr/bin/ssh-keygen"),  # macOS ships OpenSSH
         "system": "aarch64-darwin", "extra_platforms": ["x86_64-darwin"], "systems": ["aarch64-darwin", "x86_64-darwin"],
         "system_features": ["apple-virt", "benchmark", "big-parallel", "nixos-test"], "kvm": False,
         "cores": 8, "memory_bytes": 17179869184, "daemon_socket_group": None,
         "ssh_host_keys": [{"type": "ssh-ed25519", "path": "/etc/ssh/ssh_host_ed25519_key.pub", "public_key": HOST_KEY,
                            "base64": base64.b64encode(HOST_KEY.encode()).decode()}],
         "build_users_group": "nixbld", "build_users": 32,
+        "build_users_group_members": [f"_nixbld{i}" for i in range(1, 33)],
         "implementation": "nix", "capabilities": capabilities("2.24.10", "nix"),
     }
 

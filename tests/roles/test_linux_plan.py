@@ -30,14 +30,17 @@ def linux_nix(platform: str, conf_dir: str) -> dict:
         "upstream": (UPSTREAM_BIN, "2.34.1", "upstream"),
         "nixos": ("/run/current-system/sw/bin", "2.28.4", "nixos"),
     }[platform]
+    # The OpenSSH client: the distribution's package, or NixOS's system profile.
+    ssh_bindir = "/run/current-system/sw/bin" if platform == "nixos" else "/usr/bin"
     return {
         "installed": True, "multi_user": True, "version": version, "layout": layout,
         "service_manager": "nixos" if platform == "nixos" else "systemd", "launchd_label": None,
         "is_nixos": platform == "nixos", "is_darwin": False,
         "conf_dir": conf_dir, "conf_path": f"{conf_dir}/nix.conf", "conf_edit_path": f"{conf_dir}/nix.conf",
-        "paths": {name: f"{bindir}/{binary}" for name, binary in (
+        "paths": dict({name: f"{bindir}/{binary}" for name, binary in (
             ("nix", "nix"), ("nix_store", "nix-store"), ("nix_daemon", "nix-daemon"),
             ("nix_build", "nix-build"), ("nix_instantiate", "nix-instantiate"))},
+            ssh=f"{ssh_bindir}/ssh", ssh_keygen=f"{ssh_bindir}/ssh-keygen"),
         "system": "x86_64-linux", "extra_platforms": [], "systems": ["x86_64-linux"],
         "system_features": ["benchmark", "big-parallel", "kvm", "nixos-test"], "kvm": True,
         "cores": 4, "memory_bytes": 8 * 1024 ** 3,
@@ -45,6 +48,7 @@ def linux_nix(platform: str, conf_dir: str) -> dict:
         "ssh_host_keys": [{"type": "ssh-ed25519", "path": "/etc/ssh/ssh_host_ed25519_key.pub",
                            "public_key": HOST_KEY, "base64": HOST_KEY_B64}],
         "build_users_group": "nixbld", "build_users": 32,
+        "build_users_group_members": [f"nixbld{i}" for i in range(1, 33)],
         "implementation": "nix", "capabilities": capabilities(version, "nix"),
     }
 

@@ -95,6 +95,20 @@ def test_find_binary_uses_path_and_extra_dirs_and_skips_non_executables(tmp_path
     assert nix_detect.find_binary("nix-build", "", str(tmp_path)) is None
 
 
+def test_find_binary_ssh_client_directories(tmp_path):
+    """The OpenSSH client: the system directories before the Nix ones, then PATH."""
+    _exe(tmp_path, "/run/current-system/sw/bin/ssh")
+    _exe(tmp_path, "/usr/bin/ssh")
+    _exe(tmp_path, "/opt/bin/ssh-keygen")
+    dirs = nix_detect.SSH_CLIENT_DIRS
+    assert dirs[:4] == ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
+    assert nix_detect.find_binary("ssh", "/opt/bin", str(tmp_path), known_dirs=dirs) == "/usr/bin/ssh"
+    assert nix_detect.find_binary("ssh-keygen", "/opt/bin", str(tmp_path), known_dirs=dirs) == "/opt/bin/ssh-keygen"
+    assert nix_detect.find_binary("ssh-keygen", "", str(tmp_path), known_dirs=dirs) is None
+    # Nix's own order is unchanged: the NixOS system profile first.
+    assert nix_detect.find_binary("ssh", "", str(tmp_path)) == "/run/current-system/sw/bin/ssh"
+
+
 def test_nixos_detection_by_marker_or_os_release(tmp_path):
     assert not nix_detect.is_nixos(str(tmp_path))
     (tmp_path / "etc").mkdir()

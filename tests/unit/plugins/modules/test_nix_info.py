@@ -121,6 +121,10 @@ class Host:
         # The other half only have it as their primary group, as the installer's users do.
         self.users += [FakeUser(name, gid) for name in members] + [FakeUser("alice", 100)]
 
+    def ssh_client(self, directory):
+        for name in ("ssh", "ssh-keygen"):
+            self.file(f"{directory}/{name}", "#!/bin/sh\n", 0o755)
+
     def host_keys(self):
         self.file("/etc/ssh/ssh_host_rsa_key.pub", f"ssh-rsa {RSA} root@builder\n")
         self.file("/etc/ssh/ssh_host_ed25519_key.pub", f"ssh-ed25519 {ED25519} root@builder\n")
@@ -149,6 +153,7 @@ def test_debian_package_on_bookworm(run_module, host):
     host.file("/dev/kvm", "", 0o666)
     host.build_users(10)
     host.host_keys()
+    host.ssh_client("/usr/bin")
     commands = host.commands([
         (["/usr/bin/nix-store", "--version"], 0, "nix-store (Nix) 2.8.0\n", ""),
         (["/usr/bin/nix", *FLAG, "show-config"], 0, CONFIG_SHOW, ""),
@@ -164,7 +169,8 @@ def test_debian_package_on_bookworm(run_module, host):
     assert result["capabilities"]["port_in_uri"] is False and result["capabilities"]["host_key_column"] is True
     assert result["paths"] == {
         "nix": "/usr/bin/nix", "nix_store": "/usr/bin/nix-store", "nix_daemon": "/usr/bin/nix-daemon",
-        "nix_build": "/usr/bin/nix-build", "nix_instantiate": "/usr/bin/nix-instantiate"}
+        "nix_build": "/usr/bin/nix-build", "nix_instantiate": "/usr/bin/nix-instantiate",
+        "ssh": "/usr/bin/ssh", "ssh_keygen": "/usr/bin/ssh-keygen"}
     assert result["layout"] == "debian"
     assert result["service_manager"] == "systemd" and result["launchd_label"] is None
     assert result["daemon_socket_group"] == "nix-users"
@@ -178,6 +184,8 @@ def test_debian_package_on_bookworm(run_module, host):
     assert result["conf_dir"] == "/etc/nix"
     assert result["conf_path"] == result["conf_edit_path"] == "/etc/nix/nix.conf"
     assert result["build_users_group"] == "nixbld" and result["build_users"] == 10
+    # Only the listed members, which nix-daemon builds as; primary-group-only users are counted above.
+    assert result["build_users_group_members"] == ["nixbld1", "nixbld2", "nixbld3", "nixbld4", "nixbld5"]
     assert result["is_nixos"] is False and result["is_darwin"] is False
     keys = result["ssh_host_keys"]
     assert [key["type"] for key in keys] == ["ssh-ed25519", "ssh-rsa"]
@@ -245,6 +253,7 @@ def test_nixos(run_module, host):
     host.binaries("/run/current-system/sw/bin")
     host.file("/etc/NIXOS")
     host.file("/etc/os-release", "NAME=NixOS\nID=nixos\n")
+    host.ssh_client("/run/current-system/sw/bin")
     host.systemd(unit_dir="/etc/systemd/system")
     host.socket_dir()
     host.file("/etc/nix/nix.conf", "build-users-group = nixbld\n")
@@ -256,6 +265,10 @@ def test_nixos(run_module, host):
     assert result["is_nixos"] and result["layout"] == "nixos"
     assert result["service_manager"] == "nixos" and result["multi_user"]
     assert result["paths"]["nix_daemon"] == "/run/current-system/sw/bin/nix-daemon"
+    assert result["paths"]["ssh"] == "/run/current-system/sw/bin/ssh"
+    assert result["paths"]["ssh_keygen"] == "/run/current-system/sw/bin/ssh-keygen"
+    # The group exists in nix.conf but not in this host's name service.
+    assert result["build_users_group"] == "nixbld" and result["build_users_group_members"] == []
 
 
 @pytest.mark.parametrize("label", ["org.nixos.nix-daemon", "systems.determinate.nix-daemon"])
@@ -310,6 +323,7 @@ def test_no_nix_is_not_an_error(run_module, host):
     assert result["layout"] == "unknown" and result["service_manager"] == "none"
     assert set(result["paths"].values()) == {None}
     assert result["build_users_group"] is None and result["build_users"] == 0
+    assert result["build_users_group_members"] == []
     # Host facts still come back: a role can say which host lacks Nix and what it is.
     assert len(result["ssh_host_keys"]) == 2
 
@@ -388,3 +402,66 @@ def test_build_users_group_from_nix_conf_when_nix_cannot_tell(run_module, host):
     ])
     result = run_module(nix_info.main, {})
     assert result["build_users_group"] == "nixbuilders" and result["build_users"] == 4
+    assert result["build_users_group_members"] == ["nixbld1", "nixbld2"]
+
+
+def test_ssh_client_fixed_directories_first_then_path(run_module, host):
+    """/usr/bin before the Nix profile and PATH; PATH finds what the fixed list misses; else null."""
+    profile = "/nix/var/nix/profiles/default/bin"
+    host.binaries(profile)
+    host.systemd(unit_dir="/etc/systemd/system")
+    host.socket_dir()
+    host.ssh_client(profile)
+    host.file("/usr/bin/ssh", "#!/bin/sh\n", 0o755)
+    host.file("/opt/openssh/bin/ssh-keygen", "#!/bin/sh\n", 0o755)
+    host.file("/usr/local/bin/ssh-keygen", "not executable", 0o644)
+    host.monkeypatch.setenv("PATH", "/opt/openssh/bin:/usr/bin")
+    script = [
+        ([f"{profile}/nix-store", "--version"], 0, "nix-store (Nix) 2.26.3\n", ""),
+        ([f"{profile}/nix", *FLAG, "config", "show"], 0, CONFIG_SHOW, ""),
+    ]
+    host.commands(script)
+    result = run_module(nix_info.main, {})
+    assert result["paths"]["ssh"] == "/usr/bin/ssh"
+    # The fixed list's Nix profile comes before PATH.
+    assert result["paths"]["ssh_keygen"] == f"{profile}/ssh-keygen"
+    os.remove(host.real(f"{profile}/ssh-keygen"))
+    host.commands(script)
+    assert run_module(nix_info.main, {})["paths"]["ssh_keygen"] == "/opt/openssh/bin/ssh-keygen"
+    host.monkeypatch.setenv("PATH", "relative/bin")
+    host.commands(script)
+    assert run_module(nix_info.main, {})["paths"]["ssh_keygen"] is None
+
+
+def test_ssh_client_on_macos(run_module, host):
+    host.monkeypatch.setattr(nix_info, "sysname", lambda: "Darwin")
+    profile = "/nix/var/nix/profiles/default/bin"
+    host.binaries(profile)
+    host.socket_dir()
+    host.ssh_client("/usr/bin")
+    host.file("/Library/LaunchDaemons/org.nixos.nix-daemon.plist", "<plist/>")
+    host.groups["nixbld"] = FakeGroup("nixbld", 350, ["_nixbld1", "_nixbld2", "_nixbld3", "_nixbld2"])
+    host.commands([
+        ([f"{profile}/nix-store", "--version"], 0, "nix-store (Nix) 2.24.10\n", ""),
+        ([f"{profile}/nix", *FLAG, "config", "show"], 0, "system = aarch64-darwin\nbuild-users-group = nixbld\n", ""),
+        (["/usr/sbin/sysctl", "-n", "hw.memsize"], 0, "8589934592\n", ""),
+    ])
+    result = run_module(nix_info.main, {})
+    assert result["paths"]["ssh"] == "/usr/bin/ssh" and result["paths"]["ssh_keygen"] == "/usr/bin/ssh-keygen"
+    # In the name service's order, a member listed twice (two sources) once.
+    assert result["build_users_group_members"] == ["_nixbld1", "_nixbld2", "_nixbld3"]
+    assert result["build_users"] == 3
+
+
+def test_build_users_group_without_members(run_module, host):
+    host.binaries("/usr/bin")
+    host.systemd()
+    host.socket_dir()
+    host.groups["nixbld"] = FakeGroup("nixbld", 30000, [])
+    host.commands([
+        (["/usr/bin/nix-store", "--version"], 0, "nix-store (Nix) 2.26.3\n", ""),
+        (["/usr/bin/nix", *FLAG, "config", "show"], 0, CONFIG_SHOW, ""),
+    ])
+    result = run_module(nix_info.main, {})
+    assert result["build_users_group"] == "nixbld"
+    assert result["build_users_group_members"] == [] and result["build_users"] == 0
