@@ -60,6 +60,8 @@ def authorized_key_sources(clients, hostvars, extra_keys=None):
         return _authorized_key_sources(clients, hostvars, extra_keys or [])
     except (AttributeError, TypeError) as exc:
         raise AnsibleFilterError("authorized_key_sources: a key that is not a string (%s)" % exc) from exc
+    except ValueError as exc:  # ExportError: a key that is not one public key line
+        raise AnsibleFilterError("authorized_key_sources: %s" % exc) from exc
 
 
 class FilterModule(object):

@@ -23,6 +23,7 @@ plugins ``builder_capacity``, ``builder_export``, ``authorized_key_sources``,
 from __future__ import annotations
 
 import posixpath
+import re
 
 # Directories on the PATH a non-interactive ssh session gets (facts P1): a Nix binary there needs
 # no remote-program in the client's URI.
@@ -131,6 +132,10 @@ def _present(host_vars):
     return _get(host_vars, "nix_remote_state", "present") == "present"
 
 
+# One OpenSSH public key line: type, base64, optional comment; no options, no second line.
+_PUBLIC_KEY_LINE = re.compile(r"^(ssh-[a-z0-9-]+|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( [^\n]*)?$")
+
+
 def authorized_key_sources(clients, hostvars, extra_keys=()):
     """The keys to authorize, as ``{'source', 'key'}``: the present clients' local_client_public_key
     (sorted by name, empty ones skipped), then the extra keys (source ``remote_builder_extra_authorized_keys[i]``)."""
@@ -142,6 +147,11 @@ def authorized_key_sources(clients, hostvars, extra_keys=()):
             keys.append({"source": client, "key": key.strip()})
     for index, key in enumerate(extra_keys or []):
         keys.append({"source": "remote_builder_extra_authorized_keys[%d]" % index, "key": key.strip()})
+    for item in keys:
+        if not _PUBLIC_KEY_LINE.match(item["key"]):
+            # Not echoed: a private key pasted by mistake must not reach the log.
+            raise ExportError('the key from %s is not an OpenSSH public key line ("ssh-ed25519 AAAA... comment", '
+                              "without options; the value is not shown)" % item["source"])
     return keys
 
 

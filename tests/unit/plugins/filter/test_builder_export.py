@@ -174,6 +174,18 @@ def test_key_sources_are_the_present_clients_with_a_key_then_the_extra_keys():
     assert authorized_key_sources(None, {}) == []
 
 
+@pytest.mark.parametrize("key", [
+    'command="/bin/sh" ssh-ed25519 AAAA x',   # options
+    "ssh-ed25519",                              # no key
+    "ssh-ed25519 AAAA x\nssh-rsa BBB y",         # two lines
+    "-----BEGIN OPENSSH PRIVATE KEY-----",      # a private key
+])
+def test_a_key_that_is_not_one_public_key_line_is_refused_naming_its_source(key):
+    with pytest.raises(AnsibleFilterError, match=r"the key from remote_builder_extra_authorized_keys\[0\] is not an OpenSSH") as error:
+        authorized_key_sources([], {}, extra_keys=[key])
+    assert "AAAA x" not in str(error.value) and "BEGIN" not in str(error.value) and "/bin/sh" not in str(error.value)
+
+
 def test_keyless_clients_are_the_present_ones_without_the_fact():
     assert keyless_clients(["c5", "c4", "c3", "c2", "c1"], HOSTVARS) == ["c3"]
 
