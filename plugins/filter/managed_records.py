@@ -30,7 +30,7 @@ description:
     are merged in; a marked record wins over a legacy one of the same name, and a legacy record's C(machine) gets
     its marker comment so that an entry kept as it was is marked when it is written again.
   - With O(kind=nixos_module) the text is the client's generated NixOS module, whose header comment holds one
-    marker line per record with its C(machine) (P(nix_remote.builders.nixos_module_comment#filter) writes them):
+    marker line per record with its C(machine) (P(nix_remote.builders.nixos_module_comment#filter) writes them), since
     NixOS generates the machines file from C(nix.buildMachines), which has no room for comments.
   - The filter is pure and reads only its arguments.
 positional: _input
