@@ -82,10 +82,10 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - The export, with the keys C(state) (V(present)), C(address), C(port), C(user), C(protocol), C(host_key),
-      C(host_key_base64), C(systems), C(supported_features) (the system features, extra and mandatory features,
-      sorted), C(mandatory_features), C(max_jobs), C(speed_factor), C(nix_version), C(daemon_path), C(store_path),
-      C(trust) and C(remote_program).
+    - The export, with the keys C(version) (the schema's version, V(1); a client refuses a newer one), C(state)
+      (V(present)), C(address), C(port), C(user), C(protocol), C(host_key), C(host_key_base64), C(systems),
+      C(supported_features) (the system features, extra and mandatory features, sorted), C(mandatory_features),
+      C(max_jobs), C(speed_factor), C(trust) and C(remote_program). The client reads every one of them.
   type: dictionary
 """
 

@@ -13,11 +13,14 @@ plugins ``builder_capacity``, ``builder_export``, ``authorized_key_sources``,
 
 ``remote_builder_export``, read by clients through module_utils/builder_records.py::
 
-    {'state': 'present', 'address': str, 'port': int, 'user': str, 'protocol': 'ssh-ng' | 'ssh',
-     'host_key': 'ssh-ed25519 AAAA...', 'host_key_base64': str, 'systems': [str],
-     'supported_features': [str], 'mandatory_features': [str], 'max_jobs': int,
-     'speed_factor': int, 'nix_version': str, 'daemon_path': str, 'store_path': str,
-     'trust': 'trusted' | 'signing', 'remote_program': str}
+    {'version': 1, 'state': 'present', 'address': str, 'port': int, 'user': str,
+     'protocol': 'ssh-ng' | 'ssh', 'host_key': 'ssh-ed25519 AAAA...', 'host_key_base64': str,
+     'systems': [str], 'supported_features': [str], 'mandatory_features': [str], 'max_jobs': int,
+     'speed_factor': int, 'trust': 'trusted' | 'signing', 'remote_program': str}
+
+A withdrawn builder exports ``{'version': 1, 'state': 'absent'}``.  ``version`` (EXPORT_VERSION)
+changes when a field changes meaning or goes; a client refuses an export newer than it reads.
+Every field is read by the client's records (builder_records.inventory_record).
 """
 
 from __future__ import annotations
@@ -92,6 +95,9 @@ def forced_command(nix, protocol):
     return "%s --serve --write" % _get(paths, "nix_store", "")
 
 
+EXPORT_VERSION = 1
+
+
 def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, address=None, port=None,
                    host_port=22, extra_system_features=(), mandatory_features=()):
     """``remote_builder_export`` of a present builder (see the module docstring).
@@ -107,6 +113,7 @@ def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, 
     program = _get(paths, "nix_daemon") if protocol == "ssh-ng" else _get(paths, "nix_store")
     mandatory = sorted(set(mandatory_features or []))
     return {
+        "version": EXPORT_VERSION,
         "state": "present",
         "address": address if address is not None else host,
         "port": _int(port if port is not None else host_port, "port"),
@@ -120,9 +127,6 @@ def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, 
         "mandatory_features": mandatory,
         "max_jobs": _int(max_jobs, "max_jobs"),
         "speed_factor": _int(speed_factor, "speed_factor"),
-        "nix_version": _get(nix, "version"),
-        "daemon_path": _get(paths, "nix_daemon"),
-        "store_path": _get(paths, "nix_store"),
         "trust": trust,
         "remote_program": "" if posixpath.dirname(program or "") in SSH_PATH_DIRS else program,
     }

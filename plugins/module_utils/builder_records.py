@@ -53,6 +53,7 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export import EXPORT_VERSION
 from ansible_collections.nix_remote.builders.plugins.module_utils.machines import (
     MachinesDocument,
     check_comment,
@@ -150,6 +151,10 @@ def inventory_record(name, export, overrides=None, *, key_path, nix_version=None
                      capabilities=None):
     """The record of one inventory builder from its remote_builder_export and overrides."""
     e = dict(export)
+    version = e.get("version", 1)  # 0.1.0's export had no version; its fields are version 1's
+    if not isinstance(version, int) or isinstance(version, bool) or version > EXPORT_VERSION:
+        raise RecordError("builder %s: remote_builder_export version %r is newer than this collection reads (%d); "
+                          "run the same nix_remote.builders version on builders and clients" % (name, version, EXPORT_VERSION))
     e.update(overrides or {})
     missing = [f for f in _EXPORT_FIELDS if f not in e]
     if missing:

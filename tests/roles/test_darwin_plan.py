@@ -133,7 +133,7 @@ def test_daemon_is_restarted_through_launchd(plan, host, handler):
 def test_withdrawn_mac_builder_removes_its_user_and_exports_absent(plan):
     withdrawn = plan["mac-withdrawn"]
     assert task(withdrawn, "Remove the build user")["invocation"]["module_args"]["state"] == "absent"
-    assert task(withdrawn, "Export that this host is no longer a builder")["ansible_facts"]["remote_builder_export"] == {"state": "absent"}
+    assert task(withdrawn, "Export that this host is no longer a builder")["ansible_facts"]["remote_builder_export"] == {"version": 1, "state": "absent"}
     # The client only uses the builder that is present.
     (entry,) = task(plan["mac-client"], "Write the builders to the machines file")["invocation"]["module_args"]["builders"]
     assert "192.0.2.10" in entry["uri"]

@@ -107,13 +107,20 @@ def export(nix_result=None, **options):
 
 def test_the_export_of_a_debian_builder():
     assert export(extra_system_features=["ccache"], mandatory_features=["kvm", "kvm"]) == {
-        "state": "present", "address": "192.0.2.10", "port": 22, "user": "remotebuild", "protocol": "ssh-ng",
-        "host_key": HOST_KEY, "host_key_base64": "QUJD", "systems": ["x86_64-linux"],
+        "version": 1, "state": "present", "address": "192.0.2.10", "port": 22, "user": "remotebuild",
+        "protocol": "ssh-ng", "host_key": HOST_KEY, "host_key_base64": "QUJD", "systems": ["x86_64-linux"],
         "supported_features": ["benchmark", "big-parallel", "ccache", "kvm", "nixos-test"],
-        "mandatory_features": ["kvm"], "max_jobs": 4, "speed_factor": 4, "nix_version": "2.26.3",
-        "daemon_path": "/usr/bin/nix-daemon", "store_path": "/usr/bin/nix-store", "trust": "trusted",
+        "mandatory_features": ["kvm"], "max_jobs": 4, "speed_factor": 4, "trust": "trusted",
         "remote_program": "",
     }
+
+
+def test_every_exported_field_is_read_by_the_client_records():
+    """The contract has nothing nobody reads (issue 12 item 2)."""
+    from ansible_collections.nix_remote.builders.plugins.module_utils import builder_records
+
+    read = set(builder_records._EXPORT_FIELDS) | {"version", "state", "trust", "remote_program"}
+    assert set(export()) == read
 
 
 def test_address_and_port_options_win_over_the_inventory():

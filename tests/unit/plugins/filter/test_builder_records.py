@@ -41,10 +41,9 @@ KEY_PATH = "/root/.ssh/nix_remote_builders_ed25519"
 def export(**changes):
     """remote_builder_export as roles/remote_builder/tasks/export.yml sets it."""
     value = {
-        "state": "present", "address": "192.0.2.10", "port": 22, "user": "remotebuild", "protocol": "ssh-ng",
-        "host_key": HOST_KEY, "host_key_base64": HOST_KEY_B64, "systems": ["x86_64-linux"],
+        "version": 1, "state": "present", "address": "192.0.2.10", "port": 22, "user": "remotebuild",
+        "protocol": "ssh-ng", "host_key": HOST_KEY, "host_key_base64": HOST_KEY_B64, "systems": ["x86_64-linux"],
         "supported_features": ["big-parallel", "kvm"], "mandatory_features": [], "max_jobs": 2, "speed_factor": 4,
-        "nix_version": "2.26.3", "daemon_path": "/usr/bin/nix-daemon", "store_path": "/usr/bin/nix-store",
         "trust": "trusted", "remote_program": "",
     }
     value.update(changes)
@@ -426,3 +425,15 @@ def test_known_hosts_entries_one_per_name_then_the_stale_names():
     assert known_hosts_entries([]) == []
     with pytest.raises(AnsibleFilterError, match="builder b9: known_hosts line 'lonely' has no key"):
         known_hosts_entries([{"name": "b9", "known_hosts": ["lonely"]}])
+
+
+@pytest.mark.parametrize("version", [2, "1", True])
+def test_an_export_of_another_schema_version_is_refused(version):
+    with pytest.raises(AnsibleFilterError, match="builder b1: remote_builder_export version .* is newer than this collection reads"):
+        one(host_vars={"remote_builder_export": dict(export(), version=version)})
+
+
+def test_an_export_of_0_1_0_without_a_version_is_read_as_version_1():
+    legacy = {k: v for k, v in export().items() if k != "version"}
+    legacy.update(nix_version="2.26.3", daemon_path="/usr/bin/nix-daemon", store_path="/usr/bin/nix-store")
+    assert one(host_vars={"remote_builder_export": legacy})["uri"] == "ssh-ng://remotebuild@192.0.2.10"
