@@ -76,7 +76,8 @@ def _minimised(kind, release, case):
         if kind == "machines":
             return runner.minimise_machines(release, case)
         return runner.minimise_conf(release, case)
-    except Exception as error:  # pylint: disable=broad-except (keep the record whatever happens)
+    # Keep the record whatever happens.
+    except Exception as error:  # pylint: disable=broad-except
         log("minimising failed: %r" % error)
         return case
 

@@ -30,8 +30,8 @@ def test_present_and_absent_keep_other_lines_byte_for_byte(run_module, known_hos
     assert result["changed"] and result["added"] == ["b1 ssh-ed25519", "[b2]:2222 ssh-ed25519"]
     assert known_hosts.read_bytes() == (BY_HAND + f"b1 {ED1}\n[b2]:2222 {ED2}\n").encode()
     assert not run_module(ssh_known_hosts.main, args)["changed"]
-    gone = run_module(ssh_known_hosts.main, {"path": str(known_hosts), "hosts": [{"name": "b1", "state": "absent"},
-                                                                               {"name": "[b2]:2222", "state": "absent"}]})
+    hosts = [{"name": "b1", "state": "absent"}, {"name": "[b2]:2222", "state": "absent"}]
+    gone = run_module(ssh_known_hosts.main, {"path": str(known_hosts), "hosts": hosts})
     assert gone["changed"] and gone["removed"] == ["b1 ssh-ed25519", "[b2]:2222 ssh-ed25519"]
     assert known_hosts.read_bytes() == BY_HAND.encode()
 
