@@ -45,6 +45,11 @@ def client_records(client, path: str = MACHINES) -> list[dict]:
             if line.startswith(MARKER)]
 
 
+def machines_entries(client, path: str = MACHINES) -> list[str]:
+    """The machines file's entries: its lines that are neither empty nor comments."""
+    return [line for line in client.file(path).content_string.splitlines() if line.strip() and not line.startswith("#")]
+
+
 def client_record(client, builder: str) -> dict:
     """The local_client role's record of this builder on this client (exactly one)."""
     records = [r for r in client_records(client) if r["name"] == builder]

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fleet import BUILD_USER, BUILDERS, CLIENTS, INVENTORY, KEY, PAIRS, PROJECT, client_record, host_of, login
+from fleet import BUILD_USER, BUILDERS, CLIENTS, INVENTORY, KEY, PAIRS, PROJECT, client_record, client_records, host_of, login
 
 
 def machines_line(client, uri: str) -> str:
@@ -128,7 +128,12 @@ def test_client_nix_conf_and_machines_file(name):
     assert re.search(r"^builders-use-substitutes = true$", conf, re.M)
     machines = host.file("/etc/nix/machines")
     assert machines.user == "root" and machines.mode == 0o644
-    assert len(machines.content_string.splitlines()) == len(BUILDERS)
+    lines = machines.content_string.splitlines()
+    # One entry per builder, each directly under the comment that records it as the role's.
+    entries = [i for i, line in enumerate(lines) if line and not line.startswith("#")]
+    assert len(entries) == len(BUILDERS), lines
+    assert all(lines[i - 1].startswith("# nix_remote.builders {") for i in entries), lines
+    assert sorted(r["name"] for r in client_records(host)) == BUILDERS
     ssh_config = host.file("/etc/ssh/ssh_config.d/60-nix-remote-builders.conf").content_string
     # Timeouts for root's connections to the builders, whatever the reuse policy.
     assert re.search(r"^\s+ConnectTimeout \d+$", ssh_config, re.M)

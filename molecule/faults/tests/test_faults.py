@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fleet import INVENTORY, PROJECT, host_of
+from fleet import INVENTORY, PROJECT, host_of, machines_entries
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "faults")
 BIN = Path(sys.executable).parent
@@ -213,7 +213,7 @@ def test_two_site_runs_at_once_then_nothing_left_to_change():
     assert second.returncode == 0, outs[1][-3000:]
     conf = CLIENT.file("/etc/nix/nix.conf").content_string
     assert conf.count("\nbuild-poll-interval = 2\n") == 1 and conf.count("builders = @/etc/nix/machines") == 1
-    assert len(CLIENT.file("/etc/nix/machines").content_string.splitlines()) == 2
+    assert len(machines_entries(CLIENT)) == 2
     for b in ("builder-a", "builder-b"):
         h = host_of(b)
         assert "OOMScoreAdjust=400" in h.file(DROPIN).content_string
@@ -267,7 +267,7 @@ def test_builder_killed_during_a_build_fails_cleanly_and_the_next_build_goes_els
         # takes them with flock(2), so a non-blocking flock on each must succeed once the build
         # has ended (a few seconds' grace for the daemon's worker to exit).
         wait_for(lambda: CLIENT.run(HELD_LOCKS).stdout.strip() == "", 30, "the client's store locks to be released")
-        assert len(CLIENT.file("/etc/nix/machines").content_string.splitlines()) == 2
+        assert len(machines_entries(CLIENT)) == 2
         assert CLIENT.run("bash -lc 'nix-store --verify'").rc == 0
         # The next build, with both builders offered, goes to the one that is left.
         build = nix_build(trivial("next"), both)
