@@ -50,6 +50,13 @@ options:
   secret_key_file:
     description: The builder's secret signing key (signing mode).
     type: path
+  settings:
+    description:
+      - C(remote_builder_nix_settings). Its values for C(extra-trusted-users), C(extra-trusted-public-keys) and
+        C(extra-secret-key-files) (a list, or a string of words) join the role's present items, so the role can
+        pass the rest of it as M(nix_remote.builders.nix_conf) O(nix_remote.builders.nix_conf#module:settings).
+    type: dictionary
+    default: {}
   keep_secret_key:
     description:
       - With O(state=absent), keep C(extra-secret-key-files) as it is, for a host that is a client too (local_client
@@ -88,12 +95,12 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export
 
 
 def trust_list_items(trust, user=None, modern=True, keys=None, retired_keys=None, secret_key_file=None, state="present",
-                     keep_secret_key=False):
+                     keep_secret_key=False, settings=None):
     """A builder's trust list items (see DOCUMENTATION)."""
     try:
         return _trust_list_items(trust, user=user, modern=modern, keys=keys or [], retired_keys=retired_keys or [],
                                  secret_key_file=secret_key_file, state=state,
-                                 keep_secret_key=keep_secret_key)
+                                 keep_secret_key=keep_secret_key, settings=settings or {})
     except (ValueError, TypeError) as exc:
         raise AnsibleFilterError("trust_list_items: %s" % exc) from exc
 

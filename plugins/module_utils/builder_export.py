@@ -195,8 +195,20 @@ def signing_keys(clients, builders, hostvars):
     return sorted(set(k for k in found if k))
 
 
+# The list settings trust_list_items manages, which remote_builder_nix_settings may also name.
+TRUST_LIST_SETTINGS = ("extra-trusted-users", "extra-trusted-public-keys", "extra-secret-key-files")
+
+
+def _words(value, what):
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [w for v in value for w in v.split()]
+    raise ValueError("%s must be a list of strings or a string, not %r" % (what, value))
+
+
 def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secret_key_file=None, state="present",
-                     keep_secret_key=False):
+                     keep_secret_key=False, settings=None):
     """The list items a builder's nix.conf gets for its trust mode, for nix_conf's ``list_items``.
 
     nix_conf with ``managed_marker`` records what it added and removes what the role no longer
@@ -213,6 +225,24 @@ def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secr
       removed, whatever the mode; KEEP_SECRET_KEY keeps the secret key file for a host that is
       a client too (local_client signs with the same key).
     """
+    items = _trust_list_items(trust, user=user, modern=modern, keys=keys, retired_keys=retired_keys,
+                              secret_key_file=secret_key_file, state=state, keep_secret_key=keep_secret_key)
+    # Values the administrator gives through remote_builder_nix_settings for these settings join
+    # the role's (0.1.0 merged them into the same line); they are recorded like the role's.
+    for name in TRUST_LIST_SETTINGS:
+        if state != "present" or name not in (settings or {}):
+            continue
+        wanted = _words(settings[name], "remote_builder_nix_settings[%r]" % name)
+        entry = items.setdefault(name, {"present": []})
+        clash = [w for w in wanted if w in entry.get("absent", [])]
+        if clash:
+            raise ValueError("remote_builder_nix_settings[%r] holds %s, which remote_builder_trust: %s takes out"
+                             % (name, clash[0], trust))
+        entry["present"] = entry.get("present", []) + [w for w in wanted if w not in entry.get("present", [])]
+    return items
+
+
+def _trust_list_items(trust, *, user, modern, keys, retired_keys, secret_key_file, state, keep_secret_key):
     if trust not in ("trusted", "signing"):
         raise ValueError("trust must be 'trusted' or 'signing', not %r" % (trust,))
     if not user:

@@ -292,6 +292,22 @@ def test_a_withdrawn_builder_drops_the_old_record_s_keys_and_its_secret_key_unle
     assert "extra-secret-key-files" not in shared
 
 
+def test_the_administrators_values_of_the_trust_settings_join_the_role_s():
+    """remote_builder_nix_settings may name these settings (0.1.0 merged them); nix_conf may not get them twice."""
+    settings = {"extra-trusted-public-keys": "cache-1:X cache-2:Y", "extra-trusted-users": ["alice"], "max-jobs": 4}
+    items = trust_list_items("trusted", user="remotebuild", settings=settings)
+    assert items["extra-trusted-public-keys"] == {"present": ["cache-1:X", "cache-2:Y"]}
+    assert items["extra-trusted-users"] == {"present": ["remotebuild", "alice"]}
+    signing = trust_list_items("signing", user="remotebuild", keys=["b1-1:A"], secret_key_file="/k.sec",
+                               settings={"extra-trusted-public-keys": ["cache-1:X"], "extra-secret-key-files": "/other.sec"})
+    assert signing["extra-trusted-public-keys"] == {"present": ["b1-1:A", "cache-1:X"]}
+    assert signing["extra-secret-key-files"] == {"present": ["/k.sec", "/other.sec"]}
+    with pytest.raises(AnsibleFilterError, match="holds remotebuild, which remote_builder_trust: signing takes out"):
+        trust_list_items("signing", user="remotebuild", secret_key_file="/k.sec", settings={"extra-trusted-users": "remotebuild"})
+    with pytest.raises(AnsibleFilterError, match="must be a list of strings or a string"):
+        trust_list_items("trusted", user="remotebuild", settings={"extra-trusted-users": 3})
+
+
 @pytest.mark.parametrize("args, message", [
     (("bogus",), "trust must be 'trusted' or 'signing'"),
     (("signing",), "the build user is required"),
