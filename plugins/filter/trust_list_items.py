@@ -59,10 +59,18 @@ options:
     default: {}
   keep_secret_key:
     description:
-      - With O(state=absent), keep C(extra-secret-key-files) as it is, for a host that is a client too (local_client
-        signs with the same key).
+      - This host signs as a client too (local_client uses the same key pair and the same marker), so the secret key
+        file stays in C(extra-secret-key-files) in every mode, and a withdrawn builder leaves it as it is.
     type: boolean
     default: false
+  keep_hosts:
+    description:
+      - Hosts whose signing key this run does not know (a C(--limit) or C(--tags) left their key play out, or it
+        failed). In signing mode the keys recorded under their key names (C(HOST-1:...)) stay trusted and recorded
+        (nix_conf's C(keep) patterns) instead of being removed.
+    type: list
+    elements: string
+    default: []
   state:
     description:
       - C(absent) when the builder is withdrawn; the build user leaves the trusted users and every key and secret
@@ -95,12 +103,12 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export
 
 
 def trust_list_items(trust, user=None, modern=True, keys=None, retired_keys=None, secret_key_file=None, state="present",
-                     keep_secret_key=False, settings=None):
+                     keep_secret_key=False, settings=None, keep_hosts=None):
     """A builder's trust list items (see DOCUMENTATION)."""
     try:
         return _trust_list_items(trust, user=user, modern=modern, keys=keys or [], retired_keys=retired_keys or [],
                                  secret_key_file=secret_key_file, state=state,
-                                 keep_secret_key=keep_secret_key, settings=settings or {})
+                                 keep_secret_key=keep_secret_key, settings=settings or {}, keep_hosts=keep_hosts or [])
     except (ValueError, TypeError) as exc:
         raise AnsibleFilterError("trust_list_items: %s" % exc) from exc
 

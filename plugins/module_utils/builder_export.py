@@ -208,7 +208,7 @@ def _words(value, what):
 
 
 def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secret_key_file=None, state="present",
-                     keep_secret_key=False, settings=None):
+                     keep_secret_key=False, settings=None, keep_hosts=()):
     """The list items a builder's nix.conf gets for its trust mode, for nix_conf's ``list_items``.
 
     nix_conf with ``managed_marker`` records what it added and removes what the role no longer
@@ -222,11 +222,18 @@ def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secr
       ones that are not KEYS any more are removed, the others are adopted (recorded as ours).
     - STATE absent (the builder is withdrawn): the build user out of the trusted users, every
       key the role recorded or RETIRED_KEYS lists, and SECRET_KEY_FILE (its file is deleted)
-      removed, whatever the mode; KEEP_SECRET_KEY keeps the secret key file for a host that is
-      a client too (local_client signs with the same key).
+      removed, whatever the mode.
+    - KEEP_SECRET_KEY: this host signs as a client too (local_client uses the same key pair and
+      the same marker), so SECRET_KEY_FILE stays in extra-secret-key-files in every mode and state.
+    - KEEP_HOSTS: hosts whose signing key this run does not know (a --limit or --tags left their
+      key play out, or it failed): the keys recorded under their key names (``HOST-1:``) stay
+      (nix_conf's ``keep`` patterns), so a partial run never withdraws their trust.
     """
     items = _trust_list_items(trust, user=user, modern=modern, keys=keys, retired_keys=retired_keys,
                               secret_key_file=secret_key_file, state=state, keep_secret_key=keep_secret_key)
+    patterns = [_key_name_pattern(host) for host in sorted(set(keep_hosts or ()))]
+    if patterns and state == "present" and trust == "signing" and modern:
+        items["extra-trusted-public-keys"]["keep"] = patterns
     # Values the administrator gives through remote_builder_nix_settings for these settings join
     # the role's (0.1.0 merged them into the same line); they are recorded like the role's.
     for name in TRUST_LIST_SETTINGS:
@@ -240,6 +247,13 @@ def trust_list_items(trust, *, user, modern=True, keys=(), retired_keys=(), secr
                              % (name, clash[0], trust))
         entry["present"] = entry.get("present", []) + [w for w in wanted if w not in entry.get("present", [])]
     return items
+
+
+def _key_name_pattern(host):
+    """The fnmatch pattern of the keys named after HOST (signing_key names them ``HOST-1``)."""
+    if not isinstance(host, str) or not host:
+        raise ValueError("keep_hosts must be host names, not %r" % (host,))
+    return "".join("[%s]" % c if c in "*?[" else c for c in host) + "-1:*"
 
 
 def _trust_list_items(trust, *, user, modern, keys, retired_keys, secret_key_file, state, keep_secret_key):
@@ -266,12 +280,20 @@ def _trust_list_items(trust, *, user, modern, keys, retired_keys, secret_key_fil
         if trust == "signing":
             raise ValueError("signing mode needs extra- settings (Nix 2.4 and later)")
         return {"trusted-users": {"present": ["root", user]}}
+    shared_key = [secret_key_file] if keep_secret_key and secret_key_file else []
     if trust == "trusted":
-        return {
+        # A builder that was in signing mode under 0.1.0 has a state file of the keys it trusted
+        # (RETIRED_KEYS) and its own secret key in extra-secret-key-files, neither recorded by a marker.
+        items = {
             "extra-trusted-users": {"present": [user]},
             "extra-trusted-public-keys": {"present": []},
-            "extra-secret-key-files": {"present": []},
+            "extra-secret-key-files": {"present": shared_key},
         }
+        if retired:
+            items["extra-trusted-public-keys"]["absent"] = retired
+            if secret_key_file and not shared_key:
+                items["extra-secret-key-files"]["absent"] = [secret_key_file]
+        return items
     if not secret_key_file:
         raise ValueError("signing mode needs the builder's secret key file")
     keys_items = {"present": keys}

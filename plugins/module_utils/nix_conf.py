@@ -27,6 +27,8 @@ final newline and all).
 
 from __future__ import annotations
 
+import fnmatch
+
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import redact
 
 # Old setting names that Nix still accepts; each sets the canonical setting.
@@ -550,7 +552,7 @@ class NixConf:
         self._lines[index] = line
         return line
 
-    def edit_list(self, key, present=(), absent=(), marker=None, adopt=()):
+    def edit_list(self, key, present=(), absent=(), marker=None, adopt=(), keep=()):
         """Make the items in ``present`` part of the list value of ``key`` and drop those in ``absent``.
 
         The value is what Nix reads from this file: for ``NAME`` (or an alias) the last ``NAME``
@@ -568,7 +570,10 @@ class NixConf:
         are removed like ``absent`` ones; items the comment does not record are never removed
         unless listed in ``absent``.  The comment is rewritten when the recorded items change and
         removed when none are left.  Items of ``adopt`` (a subset of ``present``) are recorded even
-        when the list already had them.
+        when the list already had them.  Recorded items that match one of the shell-style patterns
+        of ``keep`` (``fnmatch``, case-sensitive) and are in neither ``present`` nor ``absent`` stay in
+        the list and in the record: they belong to someone this run knows nothing about.  When the
+        recorded items are the same as before, the comment keeps their order.
 
         Returns ``{"added": [...], "removed": [...], "items": [...], "managed": [...]}``.
         """
@@ -589,7 +594,9 @@ class NixConf:
                     comments.append(line)
                     recorded.extend(item for item in parsed[1] if item not in recorded)
         before = self.list_value(key)
-        doomed = set(absent) | set(item for item in recorded if item not in present)
+        kept = [item for item in recorded if item not in present and item not in absent
+                and any(fnmatch.fnmatchcase(item, pattern) for pattern in keep)]
+        doomed = set(absent) | set(item for item in recorded if item not in present and item not in kept)
         # Removing the last NAME line brings an earlier one into effect: go on until nothing is left to remove.
         while any(self._remove_items(index, doomed) for index in reversed(self._list_indexes(base, appends))):
             pass
@@ -611,6 +618,9 @@ class NixConf:
         managed = []
         if marker is not None:
             managed = [item for item in present if item in after and (item in recorded or item in added or item in adopt)]
+            managed += [item for item in kept if item in after]
+            if set(managed) == set(recorded):
+                managed = list(recorded)
             if target is None and managed and not comments:
                 # Only adopted items: the comment goes above the last line that holds one of them.
                 holders = [index for index in self._list_indexes(base, appends)

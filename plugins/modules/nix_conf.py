@@ -73,6 +73,10 @@ options:
         list already has them, so that a later run removes them once they leave C(present). It takes over items an
         earlier tool recorded elsewhere, such as the state file of this collection before 0.2.0; without it an
         item that was already in the list is never recorded.
+      - C(keep) (with O(managed_marker) only) lists shell-style patterns (C(fnmatch), case-sensitive). Recorded items
+        that match one and are in neither C(present) nor C(absent) stay in the list and in the record instead of
+        being removed. A run that knows only part of what it manages uses it for the rest, such as the signing keys
+        of hosts that a C(--limit) left out.
       - Only list settings (such as C(trusted-users), C(trusted-public-keys), C(substituters),
         C(system-features)) and their C(extra-) forms are accepted.
       - A setting named here may not be in O(settings) or O(absent) as well (nor twice, under an alias).
@@ -251,7 +255,7 @@ def apply_changes(module: AnsibleModule, conf: NixConf, path: str) -> dict:
     for key, spec in (module.params.get("list_items") or {}).items():
         try:
             lists[key] = conf.edit_list(key, spec["present"], spec["absent"], marker=module.params.get("managed_marker"),
-                                        adopt=spec.get("adopt", ()))
+                                        adopt=spec.get("adopt", ()), keep=spec.get("keep", ()))
         except NixConfError as exc:
             module.fail_json(msg=f"{path}: list_items.{key}: {exc.detail}")
     return lists
@@ -272,11 +276,11 @@ def check_list_items(module: AnsibleModule) -> None:
             spec = {}
         if not isinstance(spec, dict):
             module.fail_json(msg=f"list_items.{key}: expected a dictionary with present and/or absent, not {spec!r}")
-        unknown = sorted(set(spec) - {"present", "absent", "adopt"})
+        unknown = sorted(set(spec) - {"present", "absent", "adopt", "keep"})
         if unknown:
-            module.fail_json(msg=f"list_items.{key}: unknown key {unknown[0]!r}; only present, absent and adopt are accepted")
+            module.fail_json(msg=f"list_items.{key}: unknown key {unknown[0]!r}; only present, absent, adopt and keep are accepted")
         lists = {}
-        for field in ("present", "absent", "adopt"):
+        for field in ("present", "absent", "adopt", "keep"):
             items = spec.get(field)
             if items is None:
                 items = []
@@ -294,8 +298,9 @@ def check_list_items(module: AnsibleModule) -> None:
         stray = [item for item in lists["adopt"] if item not in lists["present"]]
         if stray:
             module.fail_json(msg=f"list_items.{key}.adopt: item {stray[0]!r} is not in present; only items kept present can be adopted")
-        if lists["adopt"] and marker is None:
-            module.fail_json(msg=f"list_items.{key}.adopt: adopting items needs managed_marker, which records them")
+        for field in ("adopt", "keep"):
+            if lists[field] and marker is None:
+                module.fail_json(msg=f"list_items.{key}.{field}: {field} needs managed_marker, whose record it reads")
         normalized[key] = lists
     module.params["list_items"] = normalized
     refuse_conflicts(module)

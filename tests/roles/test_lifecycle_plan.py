@@ -6,8 +6,8 @@
     saying what to do.  The account as the host reports it comes from the role's test hook
     remote_builder_account_override.
 (b) Withdrawing a signing builder removes its key pair and trust record and takes the role's keys
-    out of nix.conf, leaving the administrator's; a builder that is also a client keeps the key pair
-    its local_client signs with.
+    out of nix.conf, leaving the administrator's, after nix-daemon restarted on the new nix.conf
+    (it signs with the key until then).
 (d) On NixOS, a rebuild owed by a run whose nixos-rebuild failed is planned again although the
     generated module is unchanged.
 """
@@ -122,14 +122,23 @@ def test_withdrawn_signing_builder_leaves_no_signing_state(lifecycle):
     assert keys["invocation"]["module_args"]["path"] == "/home/remotebuild/.ssh/authorized_keys"
 
 
-def test_withdrawn_builder_that_is_a_client_keeps_the_shared_key_pair(lifecycle):
+def test_withdrawn_builder_that_is_a_client_too_takes_the_shared_key_pair_with_it(lifecycle):
+    """nix_remote_state withdraws the host from both roles: no client signs with the pair any more."""
     results, run, conf_dir = lifecycle
     builder = results["withdrawn-client"]
     conf = task(builder, "Remove the build user and the role's keys from the trust settings")
     assert conf["list_items"]["extra-trusted-public-keys"]["items"] == [ADMIN_KEY]
-    assert "extra-secret-key-files" not in conf["list_items"], conf["list_items"]
+    assert conf["list_items"]["extra-secret-key-files"]["items"] == [], conf["list_items"]
     removed = task(builder, "Remove the builder's signing key pair and the record of the keys it trusted")
-    assert [r["item"] for r in removed["results"]] == [str(conf_dir / "trust.json")]
+    assert [r["item"] for r in removed["results"]] == [str(conf_dir / n) for n in ("signing.sec", "signing.pub", "trust.json")]
+
+
+def test_the_daemon_restarts_before_the_signing_key_goes(lifecycle):
+    """The running nix-daemon signs with the key until it has restarted on nix.conf without it."""
+    results, _run, _conf_dir = lifecycle
+    names = [n.split(" : ")[-1] for n, _r in results["withdrawn"]]
+    restart = names.index("Restart nix-daemon on the builder")
+    assert restart < names.index("Remove the builder's signing key pair and the record of the keys it trusted"), names
 
 
 # --- (d) NixOS: a failed rebuild is retried ---------------------------------------------------------

@@ -8,6 +8,8 @@ daemon handler's rollback list (both roles)."""
 
 from __future__ import annotations
 
+import fnmatch
+
 import pytest
 
 from ansible.errors import AnsibleFilterError
@@ -290,6 +292,31 @@ def test_a_withdrawn_builder_drops_the_old_record_s_keys_and_its_secret_key_unle
     assert items["extra-secret-key-files"] == {"present": [], "absent": ["/k.sec"]}
     shared = trust_list_items("signing", user="remotebuild", state="absent", secret_key_file="/k.sec", keep_secret_key=True)
     assert "extra-secret-key-files" not in shared
+
+
+def test_a_partial_run_keeps_the_recorded_keys_of_the_hosts_it_does_not_know():
+    """--limit: the clients and builders left out keep their recorded keys (nix_conf keep patterns)."""
+    items = trust_list_items("signing", user="remotebuild", keys=["b1-1:A"], secret_key_file="/k.sec",
+                             keep_hosts=["c2", "c1", "web[1]*?"])
+    assert items["extra-trusted-public-keys"] == {"present": ["b1-1:A"],
+                                                  "keep": ["c1-1:*", "c2-1:*", "web[[]1][*][?]-1:*"]}
+    # fnmatch reads the escaped name back as the name itself, nothing more.
+    assert fnmatch.fnmatchcase("web[1]*?-1:KEY", items["extra-trusted-public-keys"]["keep"][2])
+    assert not fnmatch.fnmatchcase("web1xy-1:KEY", items["extra-trusted-public-keys"]["keep"][2])
+    # Trusted mode and withdrawal trust no key of the role's, so nothing is kept.
+    assert "keep" not in trust_list_items("trusted", user="remotebuild", keep_hosts=["c1"])["extra-trusted-public-keys"]
+    assert "keep" not in trust_list_items("signing", user="remotebuild", state="absent",
+                                          keep_hosts=["c1"])["extra-trusted-public-keys"]
+
+
+def test_a_builder_signing_under_0_1_0_switched_to_trusted_drops_the_old_keys_and_its_secret_key():
+    items = trust_list_items("trusted", user="remotebuild", retired_keys=["c1-1:B"], secret_key_file="/k.sec")
+    assert items["extra-trusted-public-keys"] == {"present": [], "absent": ["c1-1:B"]}
+    assert items["extra-secret-key-files"] == {"present": [], "absent": ["/k.sec"]}
+    # The same host signing as a client keeps the key in every mode.
+    shared = trust_list_items("trusted", user="remotebuild", retired_keys=["c1-1:B"], secret_key_file="/k.sec",
+                              keep_secret_key=True)
+    assert shared["extra-secret-key-files"] == {"present": ["/k.sec"]}
 
 
 def test_the_administrators_values_of_the_trust_settings_join_the_role_s():

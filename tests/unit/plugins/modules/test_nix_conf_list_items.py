@@ -199,7 +199,10 @@ def test_without_adopt_an_item_already_there_is_not_recorded(run_module, tmp_pat
 
 @pytest.mark.parametrize("spec, marker, message", [
     ({"present": ["a"], "adopt": ["b"]}, MARKER, "list_items.trusted-users.adopt: item 'b' is not in present"),
-    ({"present": ["a"], "adopt": ["a"]}, None, "adopting items needs managed_marker"),
+    ({"present": ["a"], "adopt": ["a"]}, None, "list_items.trusted-users.adopt: adopt needs managed_marker"),
+    ({"present": ["a"], "keep": ["b*"]}, None, "list_items.trusted-users.keep: keep needs managed_marker"),
+    ({"present": ["a"], "keep": ["b *"]}, MARKER, "list_items.trusted-users.keep"),
+    ({"present": ["a"], "keep": "b*"}, MARKER, "list_items.trusted-users.keep: expected a list"),
 ])
 def test_bad_adopt_is_refused_and_nothing_changes(run_module, tmp_path, spec, marker, message):
     conf = tmp_path / "nix.conf"
@@ -208,6 +211,35 @@ def test_bad_adopt_is_refused_and_nothing_changes(run_module, tmp_path, spec, ma
     result = run(run_module, conf, {"trusted-users": spec}, **extra)
     assert result["failed"] and message in result["msg"], result
     assert conf.read_text() == "trusted-users = root a\n"
+
+
+KEYS = "extra-trusted-public-keys"
+
+
+def test_kept_patterns_keep_recorded_items_this_run_does_not_know(run_module, tmp_path):
+    """A --limit run knows the keys of some hosts only: the others' recorded keys stay, recorded."""
+    conf = tmp_path / "nix.conf"
+    text = ("# nix_remote.builders manages extra-trusted-public-keys: b1-1:x c1-1:y c2-1:z gone-1:w\n"
+            "extra-trusted-public-keys = admin:1 b1-1:x c1-1:y c2-1:z gone-1:w\n")
+    conf.write_text(text)
+    items = {KEYS: {"present": ["b1-1:x", "c1-1:new"], "keep": ["c2-1:*", "c3-1:*"]}}
+    result = run_both(run_module, conf, items, managed_marker=MARKER)
+    assert conf.read_text() == ("# nix_remote.builders manages extra-trusted-public-keys: b1-1:x c1-1:new c2-1:z\n"
+                                "extra-trusted-public-keys = admin:1 b1-1:x c2-1:z c1-1:new\n")
+    assert result["list_items"][KEYS]["removed"] == ["c1-1:y", "gone-1:w"]
+    # The full run that follows knows c2's key again: nothing Nix reads changes, and the record
+    # keeps its order because it records the same items.
+    result = run_both(run_module, conf, {KEYS: {"present": ["b1-1:x", "c1-1:new", "c2-1:z"]}}, managed_marker=MARKER)
+    assert not result["changed"], result
+
+
+def test_keep_never_keeps_an_item_that_is_absent_or_unrecorded(run_module, tmp_path):
+    conf = tmp_path / "nix.conf"
+    conf.write_text("# nix_remote.builders manages extra-trusted-public-keys: c2-1:z\n"
+                    "extra-trusted-public-keys = c2-1:z c2-1:admin\n")
+    run_both(run_module, conf, {KEYS: {"present": [], "absent": ["c2-1:z"], "keep": ["c2-1:*"]}}, managed_marker=MARKER)
+    # Absent wins over keep; the administrator's item matching the pattern is not taken over.
+    assert conf.read_text() == "extra-trusted-public-keys = c2-1:admin\n"
 
 
 def test_without_the_marker_recorded_items_are_left_alone(run_module, tmp_path):
@@ -319,7 +351,7 @@ def test_access_token_items_are_masked(run_module, tmp_path):
     ({"trusted-users": {"present": [4]}}, {}, ["list_items.trusted-users.present", "not a string"]),
     ({"trusted-users": {"present": "root"}}, {}, ["list_items.trusted-users.present", "expected a list"]),
     ({"trusted-users": {"present": ["a"], "absent": ["a"]}}, {}, ["list_items.trusted-users", "'a'", "both in present and absent"]),
-    ({"trusted-users": {"wanted": ["a"]}}, {}, ["list_items.trusted-users", "unknown key 'wanted'", "only present, absent and adopt"]),
+    ({"trusted-users": {"wanted": ["a"]}}, {}, ["list_items.trusted-users", "unknown key 'wanted'", "only present, absent, adopt and keep"]),
     ({"trusted-users": ["a"]}, {}, ["list_items.trusted-users", "expected a dictionary"]),
     ({"trusted-users": {"present": ["a"]}}, {"settings": {"trusted-users": "root"}}, ["settings.trusted-users", "also in list_items"]),
     ({"binary-cache-public-keys": {"present": ["a"]}}, {"settings": {"trusted-public-keys": "k"}}, ["settings.trusted-public-keys", "also in list_items"]),
