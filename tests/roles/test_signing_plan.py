@@ -14,6 +14,7 @@ vars beat the roles' vars, and are templated per host).
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -171,3 +172,25 @@ def test_a_0_1_0_signing_builder_switched_to_trusted_drops_its_old_keys(tmp_path
     assert keys["removed"] == [KEYS["c1"]] and keys["items"] == [ADMIN_KEY]
     assert conf_result["list_items"]["extra-secret-key-files"]["removed"] == [str(secret)]
     assert ran(task(results["b2"], "Retire the trust record of older versions"))
+
+
+def test_nixos_hosts_sign_and_show_no_credential(tmp_path_factory):
+    """NixOS: the client's module lists its signing key; credentials in settings never reach the output
+    (the JSON callback prints every result whole, facts included, as -v does)."""
+    work = tmp_path_factory.mktemp("signing-plan-nixos")
+    dirs, inventory, extra = fleet(work, {}, {"b1": "signing", "b2": "trusted"})
+    nixos_dir = work / "etc-nixos"
+    nixos_dir.mkdir()
+    (nixos_dir / "configuration.nix").write_text("{ ... }:\n{\n  imports = [ ];\n}\n")
+    token = "github.com=ghp_NixosPlanToken0123456789abcdef"
+    for host, hostvars in inventory["all"]["hosts"].items():
+        nixos = linux_nix("nixos", str(dirs[host]))
+        hostvars.update(remote_builder_nix_info_override=nixos, local_client_nix_info_override=nixos)
+    inventory["all"]["vars"].update(
+        remote_builder_nixos_config_dir=str(nixos_dir), local_client_nixos_config_dir=str(nixos_dir),
+        remote_builder_nix_settings={"access-tokens": token}, local_client_nix_settings={"access-tokens": token})
+    results, run = run_plan(work, inventory, ("--check", "--diff", "-e", extra, "--limit", "b1,c1"))
+    assert not failures(results), (failures(results), run.stderr[-3000:])
+    assert "ghp_NixosPlanToken" not in run.stdout + run.stderr
+    module = task(results["c1"], "Write the client's NixOS module and import it from configuration.nix")
+    assert re.search(r'extra-secret-key-files = \[\s*"WORK/c1/signing.sec"\s*\];', after(module)), after(module)
