@@ -11,7 +11,9 @@ Every case gets one verdict per release:
   before 2.20 the speed factor is an unsigned integer (``render_machine`` refuses to write a
   non-integer one for those versions); before 2.26 the store URI is a plain string, not parsed
   (the collection refuses what 2.26 and later cannot parse); 2.26 refuses an upper-case letter in
-  a URL's scheme, which later releases (2.34) read;
+  a URL's scheme, which later releases (2.34) read; 2.34 takes any character in the user part of
+  an authority whose host is a bracketed IPv6 address without a port (``ü@[::1]``, ``a^@[::1]``),
+  which 2.26 refuses like any other character outside RFC 3986 (and the collection with it);
 * ``value`` (nix.conf): Nix refuses a value for its setting's type, which the parser leaves to
   nix_validate (the installed Nix reads every candidate before it is written);
 * ``stricter``: the collection refuses what Nix takes, on purpose: an ``inf``/``nan`` speed factor;
@@ -44,6 +46,18 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf impor
 from . import realnix
 
 _UNSIGNED = re.compile(r"[0-9]+\Z")
+# An authority of user part, "@" and a bracketed IPv6 address without a port: 2.34 does not check the user part.
+_IPV6_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#]*@\[[0-9A-Fa-f:.]+\](\?.*)?$")
+_BAD_CHAR = re.compile(r"character '(.)' is not allowed in a store URL")
+
+
+def _ipv6_userinfo_char(message, uris):
+    """The character the collection refused sits in the user part of a URI like ``ssh://ü@[::1]``."""
+    bad = _BAD_CHAR.search(message)
+    return bool(bad) and any(_IPV6_USERINFO.match(uri) and bad.group(1) in uri.partition("://")[2].rpartition("@")[0]
+                             for uri in uris)
+
+
 _NOT_FINITE = re.compile(r"'[+-]?(inf|infinity|nan)' is not a number", re.I)
 
 
@@ -147,6 +161,9 @@ def machines_verdict(release, builders, files, prediction, result):
     if (release.version > (2, 26, 3) and prediction[0] == "error" and "upper-case letter in the scheme" in prediction[1]
             and observed != "error"):
         return "version", detail + "\npredicted: Nix 2.26 refuses an upper-case scheme, later releases read it"
+    if (release.version > (2, 26, 3) and prediction[0] == "error" and "is not allowed in a store URL" in prediction[1]
+            and observed != "error" and _ipv6_userinfo_char(prediction[1], result.uris)):
+        return "version", detail + "\npredicted: Nix 2.34 reads any user part before a bracketed IPv6 host, 2.26 refuses it"
     if prediction[0] == "error" and _NOT_FINITE.search(prediction[1]) and observed != "error":
         return "stricter", detail + "\nby design: the collection refuses an inf/nan speed factor"
     return "disagree", detail
