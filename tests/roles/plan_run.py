@@ -42,7 +42,11 @@ def run_plan(work, inventory: dict, extra_args: tuple = ("--check",)) -> tuple[d
          os.path.join(REPO, "playbooks", "site.yml")],
         cwd=work, env=environ, capture_output=True, text=True, timeout=300, check=False,
     )
-    report = json.loads(run.stdout)
+    try:
+        report = json.loads(run.stdout)
+    except ValueError:
+        raise AssertionError("ansible-playbook printed no JSON report (exit %d):\n%s\n%s"
+                             % (run.returncode, run.stdout[-2000:], run.stderr[-3000:])) from None
     results: dict = {}
     for play in report["plays"]:
         for task_ in play["tasks"]:

@@ -256,3 +256,34 @@ def test_verify_playbook_prints_an_ok_row_per_pair():
         state = "on" if reuse_expected(version) else "off"
         assert re.search(rf"{re.escape(client)}\s+\(ssh\)\s+ssh connection reuse {state}\b.*{re.escape(version)}",
                          result.stdout), result.stdout[-4000:]
+
+
+def _site(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".testbed" / "collections"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="1")
+    env.pop("ANSIBLE_FORCE_COLOR", None)
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", INVENTORY,
+                           str(PROJECT / "playbooks" / "site.yml"), *args],
+                          capture_output=True, text=True, env=env, check=False, timeout=900)
+
+
+def test_builders_switched_off_and_on_keep_their_configuration():
+    """local_client_builders_enabled: false (NixOS/nix#1118): Nix gets no builders, the files stay."""
+    kept = ("/etc/nix/machines", "/etc/ssh/ssh_known_hosts")
+    before = {c: {path: host_of(c).file(path).content_string for path in kept} for c in CLIENTS}
+    limit = ("--limit", ",".join(CLIENTS), "--tags", "nix_remote_files")
+    run = _site(*limit, "-e", "local_client_builders_enabled=false")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    for c in CLIENTS:
+        h = host_of(c)
+        assert {path: h.file(path).content_string for path in kept} == before[c]
+        assert re.search(r"^builders = *$", h.file("/etc/nix/nix.conf").content_string, re.M)
+        build = login(h, "NIX_REMOTE=daemon nix-build --no-out-link --max-jobs 0 -E " + shlex.quote(derivation("off")))
+        assert build.rc != 0 and "max-jobs" in build.stderr, build.stderr
+    run = _site(*limit)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    for c in CLIENTS:
+        h = host_of(c)
+        assert "\nbuilders = @/etc/nix/machines\n" in "\n" + h.file("/etc/nix/nix.conf").content_string
+        build = login(h, "NIX_REMOTE=daemon nix-build --no-out-link --max-jobs 0 -E " + shlex.quote(derivation("on")))
+        assert build.rc == 0, build.stderr
