@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from xml.etree import ElementTree
 
 _SOCKET_HINT = ("socket permission: the build user cannot open nix-daemon's socket on the builder; it must be in the "
                 "socket's group (run site.yml, then let old ssh sessions end)")
@@ -206,3 +207,50 @@ def verify_table(hosts, hostvars, fact="__local_client_verify_rows"):
     lines = ["%-*s  %-*s  %s" % (width_client, "CLIENT", width_builder, "BUILDER", "RESULT")]
     lines.extend("%-*s  %-*s  %s" % (width_client, r["client"], width_builder, r["builder"], r["result"]) for r in rows)
     return {"rows": rows, "lines": lines}
+
+
+# Rows that inform (connection reuse) rather than check a client/builder pair.
+INFO_BUILDERS = ("(ssh)",)
+REPORT_VERSION = 1
+
+
+def report_json(rows, generated):
+    """verify.yml's result for other tools: every row, the pairs checked and the counts.
+
+    ``generated`` is the time of the run (ISO 8601, UTC).  Rows of INFO_BUILDERS are informational:
+    they are listed but are not pairs and never count as failures.
+    """
+    pairs = [r for r in rows if r["builder"] not in INFO_BUILDERS]
+    failed = [r for r in pairs if not r["ok"]]
+    return {
+        "version": REPORT_VERSION,
+        "generated": generated,
+        "ok": not failed,
+        "pairs": len(pairs),
+        "failed": len(failed),
+        "rows": [{"client": r["client"], "builder": r["builder"], "ok": bool(r["ok"]), "result": r["result"],
+                  "kind": "info" if r["builder"] in INFO_BUILDERS else "pair"} for r in rows],
+    }
+
+
+def report_junit(rows, generated):
+    """The same as JUnit XML: one testcase per client/builder pair (classname the client, name the
+    builder), a failure element with the row's result when it does not work; informational rows go
+    to the client's system-out."""
+    pairs = [r for r in rows if r["builder"] not in INFO_BUILDERS]
+    failed = [r for r in pairs if not r["ok"]]
+    suite = ElementTree.Element("testsuite", {
+        "name": "nix_remote.builders verify", "tests": str(len(pairs)), "failures": str(len(failed)),
+        "errors": "0", "skipped": "0", "timestamp": generated})
+    for row in pairs:
+        case = ElementTree.SubElement(suite, "testcase", {"classname": row["client"], "name": row["builder"]})
+        if row["ok"]:
+            ElementTree.SubElement(case, "system-out").text = row["result"]
+        else:
+            ElementTree.SubElement(case, "failure", {"message": row["result"], "type": "verify"}).text = row["result"]
+    info = ["%s %s: %s" % (r["client"], r["builder"], r["result"]) for r in rows if r["builder"] in INFO_BUILDERS]
+    if info:
+        ElementTree.SubElement(suite, "system-out").text = "\n".join(info)
+    suites = ElementTree.Element("testsuites", {"tests": str(len(pairs)), "failures": str(len(failed))})
+    suites.append(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"

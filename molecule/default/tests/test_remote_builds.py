@@ -7,6 +7,7 @@ Hosts come from molecule's inventory groups nix_builders and nix_clients.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from fleet import BUILD_USER, BUILDERS, CLIENTS, INVENTORY, KEY, PAIRS, PROJECT, client_record, client_records, host_of, login
@@ -241,13 +243,21 @@ def test_build_through_the_machines_file_runs_on_a_builder(client):
     assert len(found) == 1, f"{out} found in {found}"
 
 
-def test_verify_playbook_prints_an_ok_row_per_pair():
+def test_verify_playbook_prints_an_ok_row_per_pair(tmp_path):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".testbed" / "collections"),
                ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", INVENTORY, str(PROJECT / "playbooks" / "verify.yml")],
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", INVENTORY, str(PROJECT / "playbooks" / "verify.yml"),
+         "-e", f"local_client_verify_report_dir={tmp_path}"],
         capture_output=True, text=True, env=env, check=False, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    # The same rows for other tools: JSON, and JUnit with one test case per pair.
+    report = json.loads((tmp_path / "verify.json").read_text())
+    assert report["ok"] and report["pairs"] == len(PAIRS) and report["failed"] == 0
+    assert sorted((r["client"], r["builder"]) for r in report["rows"] if r["kind"] == "pair") == sorted(PAIRS)
+    suite = ElementTree.parse(tmp_path / "verify.junit.xml").getroot().find("testsuite")
+    assert sorted((c.get("classname"), c.get("name")) for c in suite.findall("testcase")) == sorted(PAIRS)
+    assert suite.get("failures") == "0"
     for client, builder in PAIRS:
         assert re.search(rf"{re.escape(client)}\s+{re.escape(builder)}\s+OK: ", result.stdout), result.stdout[-4000:]
     # One more row per client says whether the daemon reuses its connections, and why.

@@ -12,6 +12,8 @@ a store check that failed; then the other outcomes of a row, and the table.
 from __future__ import annotations
 
 import hashlib
+import json
+from xml.etree import ElementTree
 
 import pytest
 
@@ -25,6 +27,10 @@ from ansible_collections.nix_remote.builders.plugins.filter.verify_rows import (
     FilterModule as RowsFilters,
     verify_rows,
 )
+from ansible_collections.nix_remote.builders.plugins.filter.verify_report import (
+    FilterModule as ReportFilters,
+)
+from ansible_collections.nix_remote.builders.plugins.filter.verify_report import verify_report as report_filter
 from ansible_collections.nix_remote.builders.plugins.filter.verify_table import (
     FilterModule as TableFilters,
     verify_table,
@@ -318,3 +324,45 @@ def test_no_reuse_row_without_builders_or_without_reuse_facts():
     c = check()
     builds = [build(s, c=c) for s in c["systems"]]
     assert [r["builder"] for r in verify_rows([c], [ping()], builds, [found(b) for b in builds], "client")] == ["b1"]
+
+
+# --- verify_report: the rows for other tools ------------------------------------------------------
+
+REPORT_ROWS = [
+    {"client": "c1", "builder": "b1", "ok": True, "result": "OK: x86_64-linux built there, trusted (/nix/store/x)"},
+    {"client": "c1", "builder": "b2", "ok": False, "result": "timed out: <the builder> & \"friends\""},
+    {"client": "c1", "builder": "(ssh)", "ok": True, "result": "ssh connection reuse on: Nix 2.26"},
+    {"client": "c2", "builder": "b1", "ok": True, "result": "OK: x86_64-linux built there"},
+]
+STAMP = "2026-12-02T19:00:00Z"
+
+
+def test_verify_report_is_registered():
+    assert ReportFilters().filters() == {"verify_report": report_filter}
+
+
+def test_json_report_counts_pairs_not_informational_rows():
+    report = json.loads(json.dumps(report_filter(REPORT_ROWS, "json", STAMP)))
+    assert (report["version"], report["generated"], report["ok"], report["pairs"], report["failed"]) == (1, STAMP, False, 3, 1)
+    assert [(r["client"], r["builder"], r["kind"]) for r in report["rows"]] == [
+        ("c1", "b1", "pair"), ("c1", "b2", "pair"), ("c1", "(ssh)", "info"), ("c2", "b1", "pair")]
+    assert report_filter([r for r in REPORT_ROWS if r["ok"]], "json", STAMP)["ok"] is True
+
+
+def test_junit_report_has_one_case_per_pair_and_the_reason_of_each_failure():
+    root = ElementTree.fromstring(report_filter(REPORT_ROWS, "junit", STAMP).split("\n", 1)[1])
+    suite = root.find("testsuite")
+    assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
+    cases = suite.findall("testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases] == [("c1", "b1"), ("c1", "b2"), ("c2", "b1")]
+    failure = cases[1].find("failure")
+    assert failure.get("message") == 'timed out: <the builder> & "friends"'
+    assert cases[0].find("failure") is None
+    assert "ssh connection reuse on" in suite.find("system-out").text
+
+
+def test_verify_report_refuses_an_unknown_format_and_bad_rows():
+    with pytest.raises(AnsibleFilterError, match="json or junit"):
+        report_filter(REPORT_ROWS, "yaml", STAMP)
+    with pytest.raises(AnsibleFilterError, match="rows without"):
+        report_filter([{"client": "c1"}], "json", STAMP)
