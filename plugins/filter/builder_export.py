@@ -69,6 +69,17 @@ options:
     type: list
     elements: string
     default: []
+  clients:
+    description:
+      - The inventory names of the clients that use this builder (the clients group without the builder itself). The
+        export's C(clients) counts those that O(hostvars) does not show withdrawn, for the clients' slot policy.
+    type: list
+    elements: string
+    default: []
+  hostvars:
+    description: The host variables by host (C(hostvars)), for the clients' C(nix_remote_state).
+    type: dictionary
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -98,13 +109,14 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export
 
 
 def builder_export(nix, host, user, protocol, trust, max_jobs, speed_factor, address=None, port=None, host_port=22,
-                   extra_system_features=None, mandatory_features=None):
+                   extra_system_features=None, mandatory_features=None, clients=None, hostvars=None):
     """A builder's remote_builder_export (see DOCUMENTATION)."""
     try:
         return _builder_export(nix, host=host, user=user, protocol=protocol, trust=trust, max_jobs=max_jobs,
                                speed_factor=speed_factor, address=address, port=port, host_port=host_port,
                                extra_system_features=extra_system_features or [],
-                               mandatory_features=mandatory_features or [])
+                               mandatory_features=mandatory_features or [], clients=clients or [],
+                               hostvars=hostvars or {})
     except (ExportError, KeyError, TypeError) as exc:
         raise AnsibleFilterError("builder_export: %s" % exc) from exc
 

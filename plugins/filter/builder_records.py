@@ -94,6 +94,21 @@ options:
     description: V(false) when the client itself is withdrawn; then there are no records.
     type: boolean
     default: true
+  slot_policy:
+    description:
+      - How many of an inventory builder's slots (its C(max_jobs)) this client takes. V(full) takes all of them, as Nix
+        does on its own (N clients may run N times the builder's capacity at once). V(shared) takes an equal part of the
+        capacity times O(overcommit) among the clients that use the builder (the export's C(clients)), rounded down and at
+        least 1. C(max_jobs) set in C(local_client_builder_overrides) is used as it is.
+    type: string
+    choices: [full, shared]
+    default: full
+    version_added: 0.2.0
+  overcommit:
+    description: With O(slot_policy=shared), the factor on the builder's capacity that the clients share (above 0).
+    type: float
+    default: 1.0
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -131,7 +146,8 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_record
 
 
 def builder_records(builders, hostvars, client, nix_version=None, key_path=None, port_style="auto",
-                    external_builders=None, previous=None, present=True, capabilities=None, marker=MARKER):
+                    external_builders=None, previous=None, present=True, capabilities=None, marker=MARKER,
+                    slot_policy="full", overcommit=1.0):
     """Records of every builder of a client (see DOCUMENTATION)."""
     if not key_path:
         raise AnsibleFilterError("builder_records: key_path is required")
@@ -139,7 +155,7 @@ def builder_records(builders, hostvars, client, nix_version=None, key_path=None,
         return _builder_records(hostvars, builders, client, nix_version=nix_version, key_path=key_path,
                                 port_style=port_style, external_builders=external_builders or [],
                                 previous=previous or [], present=present, capabilities=capabilities,
-                                marker=marker)
+                                marker=marker, slot_policy=slot_policy, overcommit=overcommit)
     except (RecordError, ValueError) as exc:
         raise AnsibleFilterError("builder_records: %s" % exc) from exc
 

@@ -16,7 +16,10 @@ plugins ``builder_capacity``, ``builder_export``, ``authorized_key_sources``,
     {'version': 1, 'state': 'present', 'address': str, 'port': int, 'user': str,
      'protocol': 'ssh-ng' | 'ssh', 'host_key': 'ssh-ed25519 AAAA...', 'host_key_base64': str,
      'systems': [str], 'supported_features': [str], 'mandatory_features': [str], 'max_jobs': int,
-     'speed_factor': int, 'trust': 'trusted' | 'signing', 'remote_program': str}
+     'speed_factor': int, 'trust': 'trusted' | 'signing', 'remote_program': str, 'clients': int}
+
+``clients`` (added in 0.2.0 without a version change: a client that does not find it shares no
+slots) is the number of present clients that use the builder, for the clients' slot policy.
 
 A withdrawn builder exports ``{'version': 1, 'state': 'absent'}``.  ``version`` (EXPORT_VERSION)
 changes when a field changes meaning or goes; a client refuses an export newer than it reads.
@@ -99,12 +102,14 @@ EXPORT_VERSION = 1
 
 
 def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, address=None, port=None,
-                   host_port=22, extra_system_features=(), mandatory_features=()):
+                   host_port=22, extra_system_features=(), mandatory_features=(), clients=(), hostvars=None):
     """``remote_builder_export`` of a present builder (see the module docstring).
 
     ADDRESS and PORT are the role options (None: HOST, that is ansible_host or the inventory name,
     and HOST_PORT, that is ansible_port or 22). remote_program is set only when the program the
-    client runs is not on a non-interactive ssh session's PATH (P1).
+    client runs is not on a non-interactive ssh session's PATH (P1).  CLIENTS are the inventory
+    names of the clients that use this builder (the clients group without the builder itself);
+    those HOSTVARS does not show withdrawn are counted.
     """
     paths = _get(nix, "paths", {}) or {}
     keys = _get(nix, "ssh_host_keys") or []
@@ -129,6 +134,7 @@ def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, 
         "speed_factor": _int(speed_factor, "speed_factor"),
         "trust": trust,
         "remote_program": "" if posixpath.dirname(program or "") in SSH_PATH_DIRS else program,
+        "clients": len([c for c in sorted(set(clients or ())) if _present(_get(hostvars, c, {}))]),
     }
 
 

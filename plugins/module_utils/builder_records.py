@@ -51,6 +51,7 @@ never written for a client Nix older than 2.4, which ignores it.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export import EXPORT_VERSION
@@ -147,9 +148,36 @@ def alias_name(builder):
     return "nix-builder-" + _ALIAS_UNSAFE.sub("-", builder)
 
 
+SLOT_POLICIES = ("full", "shared")
+
+
+def client_slots(capacity, clients, policy="full", overcommit=1.0):
+    """This client's max-jobs on a builder of CAPACITY slots that CLIENTS clients use.
+
+    ``full``: every client gets the whole capacity (Nix's own view; N clients may run N times
+    the capacity at once).  ``shared``: each gets an equal part of CAPACITY x OVERCOMMIT, rounded
+    down, at least 1 (so with more clients than slots the sum still exceeds the capacity).  A
+    builder whose export has no client count (before 0.2.0), or a capacity of 0, stays as it is.
+    """
+    if policy not in SLOT_POLICIES:
+        raise RecordError("local_client_slot_policy is %r; it must be one of %s" % (policy, ", ".join(SLOT_POLICIES)))
+    try:
+        overcommit = float(overcommit)
+    except (TypeError, ValueError):
+        raise RecordError("local_client_slot_overcommit is %r, not a number" % (overcommit,)) from None
+    if not overcommit > 0 or overcommit == float("inf"):
+        raise RecordError("local_client_slot_overcommit is %r; it must be a number above 0" % (overcommit,))
+    if policy == "full" or not clients or capacity <= 0:
+        return capacity
+    return max(1, int(math.floor(capacity * overcommit / clients + 1e-9)))
+
+
 def inventory_record(name, export, overrides=None, *, key_path, nix_version=None, port_style="auto",
-                     capabilities=None):
-    """The record of one inventory builder from its remote_builder_export and overrides."""
+                     capabilities=None, slot_policy="full", overcommit=1.0):
+    """The record of one inventory builder from its remote_builder_export and overrides.
+
+    The machine's max_jobs is client_slots() of the export's max_jobs and clients, unless the
+    overrides set max_jobs themselves."""
     e = dict(export)
     version = e.get("version", 1)  # 0.1.0's export had no version; its fields are version 1's
     if not isinstance(version, int) or isinstance(version, bool) or version > EXPORT_VERSION:
@@ -189,7 +217,9 @@ def inventory_record(name, export, overrides=None, *, key_path, nix_version=None
             "uri": uri,
             "systems": e["systems"],
             "ssh_key": key_path,
-            "max_jobs": _integer(e["max_jobs"], "builder %s: max_jobs" % name),
+            "max_jobs": _integer(e["max_jobs"], "builder %s: max_jobs" % name) if "max_jobs" in (overrides or {})
+            else client_slots(_integer(e["max_jobs"], "builder %s: max_jobs" % name),
+                              _integer(e.get("clients", 0), "builder %s: clients" % name), slot_policy, overcommit),
             "speed_factor": e["speed_factor"],
             "supported_features": e["supported_features"],
             "mandatory_features": e["mandatory_features"],
@@ -257,7 +287,8 @@ def unconfigured_builders(hostvars, builders, client, present=True):
 
 
 def builder_records(hostvars, builders, client, *, nix_version=None, key_path, port_style="auto",
-                    external_builders=(), previous=(), present=True, capabilities=None, marker=MARKER):
+                    external_builders=(), previous=(), present=True, capabilities=None, marker=MARKER,
+                    slot_policy="full", overcommit=1.0):
     """Every record of this client, in the role's order.
 
     The inventory builders (sorted, with remote_builder_export state present, not withdrawn),
@@ -270,6 +301,7 @@ def builder_records(hostvars, builders, client, *, nix_version=None, key_path, p
     # port style or version before any builder is read.
     capabilities = client_capabilities(nix_version, capabilities)
     uri_ports(nix_version, port_style, capabilities)
+    client_slots(1, 1, slot_policy, overcommit)  # refuses a bad policy before any builder is read
     records = []
     for b in _candidates(builders, client, present):
         hv = _host_vars(hostvars, b)
@@ -277,7 +309,8 @@ def builder_records(hostvars, builders, client, *, nix_version=None, key_path, p
         if not _present(hv) or export.get("state", "") != "present":
             continue
         records.append(inventory_record(b, export, _get(hv, "local_client_builder_overrides") or {},
-                                        key_path=key_path, port_style=port_style, capabilities=capabilities))
+                                        key_path=key_path, port_style=port_style, capabilities=capabilities,
+                                        slot_policy=slot_policy, overcommit=overcommit))
     if present:
         records.extend(external_record(x, key_path=key_path) for x in external_builders or [])
     if marker is not None:

@@ -113,15 +113,20 @@ def test_the_export_of_a_debian_builder():
         "protocol": "ssh-ng", "host_key": HOST_KEY, "host_key_base64": "QUJD", "systems": ["x86_64-linux"],
         "supported_features": ["benchmark", "big-parallel", "ccache", "kvm", "nixos-test"],
         "mandatory_features": ["kvm"], "max_jobs": 4, "speed_factor": 4, "trust": "trusted",
-        "remote_program": "",
+        "remote_program": "", "clients": 0,
     }
+
+
+def test_the_export_counts_the_present_clients_that_use_the_builder():
+    hostvars = {"c1": {}, "c2": {"nix_remote_state": "absent"}, "c3": {"nix_remote_state": "present"}}
+    assert export(clients=["c3", "c1", "c2", "c1"], hostvars=hostvars)["clients"] == 2
 
 
 def test_every_exported_field_is_read_by_the_client_records():
     """The contract has nothing nobody reads (issue 12 item 2)."""
     from ansible_collections.nix_remote.builders.plugins.module_utils import builder_records
 
-    read = set(builder_records._EXPORT_FIELDS) | {"version", "state", "trust", "remote_program"}
+    read = set(builder_records._EXPORT_FIELDS) | {"version", "state", "trust", "remote_program", "clients"}
     assert set(export()) == read
 
 

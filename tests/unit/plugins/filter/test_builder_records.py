@@ -196,6 +196,60 @@ def test_overrides_replace_exported_fields():
     assert record["machine"]["systems"] == ["aarch64-linux"]
 
 
+# --- slot policy (issue 14 item 1) ---------------------------------------------------------
+
+def slots(capacity, clients, **options):
+    return one(host_vars={"remote_builder_export": export(max_jobs=capacity, clients=clients)}, **options)["machine"]["max_jobs"]
+
+
+@pytest.mark.parametrize(("capacity", "clients", "overcommit", "expected"), [
+    (8, 3, 1.0, 2),     # 3 x 2 = 6 <= 8: rounded down, never above the capacity
+    (8, 2, 1.0, 4),
+    (8, 1, 1.0, 8),
+    (8, 3, 1.5, 4),     # 12 / 3
+    (2, 5, 1.0, 1),     # more clients than slots: each still gets one
+    (8, 0, 1.0, 8),     # no client counted (an export before 0.2.0 has no count): as it is
+    (3, 3, 1.0, 1),
+    (10, 3, 0.3, 1),
+])
+def test_shared_slots_divide_the_capacity_among_the_clients(capacity, clients, overcommit, expected):
+    assert slots(capacity, clients, slot_policy="shared", overcommit=overcommit) == expected
+
+
+def test_full_slots_are_the_capacity_whatever_the_clients():
+    assert slots(8, 3) == 8
+    assert slots(8, 3, slot_policy="full", overcommit=0.5) == 8
+
+
+def test_shared_slots_sum_to_at_most_the_capacity_times_overcommit():
+    for capacity in range(1, 33):
+        for clients in range(1, capacity + 1):
+            for overcommit in (1.0, 1.25, 2.0):
+                share = slots(capacity, clients, slot_policy="shared", overcommit=overcommit)
+                assert share >= 1 and share * clients <= capacity * overcommit, (capacity, clients, overcommit)
+
+
+def test_an_override_of_max_jobs_wins_over_the_policy():
+    host_vars = {"remote_builder_export": export(max_jobs=8, clients=4), "local_client_builder_overrides": {"max_jobs": 6}}
+    assert one(host_vars=host_vars, slot_policy="shared")["machine"]["max_jobs"] == 6
+
+
+def test_an_export_without_a_client_count_is_read_as_before():
+    e = export(max_jobs=8)
+    e.pop("clients", None)
+    assert one(host_vars={"remote_builder_export": e}, slot_policy="shared")["machine"]["max_jobs"] == 8
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"slot_policy": "fair"}, "local_client_slot_policy is 'fair'"),
+    ({"slot_policy": "shared", "overcommit": 0}, "local_client_slot_overcommit is 0"),
+    ({"slot_policy": "shared", "overcommit": "lots"}, "local_client_slot_overcommit is 'lots', not a number"),
+])
+def test_bad_slot_options_are_refused(options, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        slots(8, 2, **options)
+
+
 def test_the_trust_mode_is_carried_and_defaults_to_trusted():
     assert one(host_vars={"remote_builder_export": export(trust="signing")})["trust"] == "signing"
     bare = export()
