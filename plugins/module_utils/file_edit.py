@@ -170,6 +170,48 @@ class AnsibleModuleModes:
         return AnsibleModule._symbolic_mode_to_octal(path_stat, symbolic)  # pylint: disable=protected-access
 
 
+# The temporary files of replace_file are named after their target and this collection, so that a
+# run holding the host lock can tell its predecessors' from anything else in the directory: a
+# module killed (SIGKILL, OOM) between creating one and renaming it runs no cleanup, and the next
+# run removes what it left (remove_stale_temporaries). Nix reads only the files it is told to.
+TEMP_MARK = ".nix-remote-builders-tmp-"
+_MKSTEMP_RANDOM = 8  # the length of the random part tempfile.mkstemp adds
+
+
+def temporary_prefix(path: str) -> str:
+    """The prefix of replace_file's temporary files for path, hidden and no longer than a file name may be."""
+    return "." + os.path.basename(path)[:200] + TEMP_MARK
+
+
+def remove_stale_temporaries(path: str) -> list[str]:
+    """Remove the temporary files an interrupted replace_file of path left in its directory.
+
+    Only under the host lock (run_locked, host_lock): no other write of this collection can be
+    under way then, so every regular file with path's temporary prefix is a leftover. Returns
+    what was removed; a file it cannot remove is left (the write that follows reports any real
+    problem with the directory)."""
+    if not _LOCK_DEPTH[0]:
+        return []
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    prefix = temporary_prefix(path)
+    removed = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.startswith(prefix) or len(entry) != len(prefix) + _MKSTEMP_RANDOM:
+            continue
+        leftover = os.path.join(directory, entry)
+        try:
+            if stat.S_ISREG(os.lstat(leftover).st_mode):
+                os.unlink(leftover)
+                removed.append(leftover)
+        except OSError:
+            continue
+    return removed
+
+
 def replace_file(path: str, data: bytes, mode: int, uid: int = -1, gid: int = -1, prepare=None) -> None:
     """Replace path by data atomically: a temporary file in the same directory gets the content,
     the owner, group and mode (and whatever `prepare(tmp)` applies, such as an SELinux context)
@@ -182,7 +224,8 @@ def replace_file(path: str, data: bytes, mode: int, uid: int = -1, gid: int = -1
     tmp = None
     step = "create a temporary file in " + directory
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), dir=directory)
         with os.fdopen(fd, "wb") as handle:
             step = "write"
             handle.write(data)
@@ -355,6 +398,7 @@ def _secontext(module) -> list:
 # the other, and the second one reads what the first one wrote instead of overwriting it.
 HOST_LOCK_PATH = "/var/run/nix-remote-builders.lock"
 HOST_LOCK_TIMEOUT = 120.0
+_LOCK_DEPTH = [0]  # how many host_lock contexts this process is inside
 
 
 @contextlib.contextmanager
@@ -376,7 +420,11 @@ def host_lock(timeout: float | None = None, path: str | None = None):
                 if time.monotonic() >= deadline:
                     raise ConfigFileError(f"{path}: another run of nix_remote.builders has held this host's edit lock for {timeout:.0f} s") from None
                 time.sleep(0.1)
-        yield
+        _LOCK_DEPTH[0] += 1
+        try:
+            yield
+        finally:
+            _LOCK_DEPTH[0] -= 1
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
@@ -440,6 +488,10 @@ def run_locked(module, edit) -> dict:
         if module.check_mode:
             return edit(module)
         with host_lock():
+            # Also when nothing changes: what a killed run left is cleaned by the next one.
+            for key in ("path", "nix_conf_path"):
+                if module.params.get(key):
+                    remove_stale_temporaries(module.params[key])
             return edit(module)
     except ConfigFileError as exc:
         module.fail_json(msg=str(exc))

@@ -251,3 +251,59 @@ def test_nixos_module_task_mode_is_not_applied_to_configuration_nix(run_module, 
     assert result["changed"] and result["import_added"], result
     assert stat.S_IMODE(os.stat(tmp_path / "remote-builder.nix").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(configuration).st_mode) == 0o644
+
+
+def _leftovers(directory, name):
+    prefix = file_edit.temporary_prefix(str(directory / name))
+    return sorted(e for e in os.listdir(directory) if e.startswith(prefix))
+
+
+def test_a_killed_write_leaves_the_old_file_and_the_next_locked_run_removes_its_temporary(run_module, tmp_path):
+    """A real SIGKILL between creating the temporary file and the rename (no cleanup code runs)."""
+    import signal  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+
+    path = tmp_path / "nix.conf"
+    path.write_text(ORIGINAL)
+    code = ("import sys, time; sys.path.insert(0, sys.argv[2]); import file_edit as f\n"
+            "def stop(tmp):\n    print('ready', flush=True)\n    time.sleep(60)\n"
+            "f.replace_file(sys.argv[1], b'cores = 2\\n', 0o644, prepare=stop)\n")
+    work = tmp_path / "code"
+    work.mkdir()
+    with open(file_edit.__file__, encoding="utf-8") as source:
+        (work / "file_edit.py").write_text(source.read())
+    child = subprocess.Popen([sys.executable, "-c", code, str(path), str(work)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    left = _leftovers(tmp_path, "nix.conf")
+    assert len(left) == 1 and path.read_text() == ORIGINAL
+    assert (tmp_path / left[0]).read_bytes() == b"cores = 2\n"
+    # Not this collection's, or not one of mkstemp's names: kept.
+    others = [".nix.conf.tmp-abcdefgh", ".nix.conf" + file_edit.TEMP_MARK + "abcdefgh.keep", ".machines" + file_edit.TEMP_MARK + "abcdefgh"]
+    for other in others:
+        (tmp_path / other).write_text("someone else's\n")
+    os.symlink("/nonexistent", tmp_path / (".nix.conf" + file_edit.TEMP_MARK + "symlink1"))
+    # A run that changes nothing removes the leftover too.
+    result = run_module(nix_conf.main, {"path": str(path), "settings": {"sandbox": True}})
+    assert not result.get("failed") and not result["changed"], result
+    assert _leftovers(tmp_path, "nix.conf") == sorted([".nix.conf" + file_edit.TEMP_MARK + "abcdefgh.keep",
+                                                       ".nix.conf" + file_edit.TEMP_MARK + "symlink1"])
+    assert all((tmp_path / other).read_text() == "someone else's\n" for other in others)
+
+
+def test_leftovers_are_kept_without_the_host_lock_and_check_mode_removes_nothing(run_module, tmp_path):
+    path = tmp_path / "nix.conf"
+    path.write_text(ORIGINAL)
+    leftover = tmp_path / (file_edit.temporary_prefix(str(path)) + "abcdefgh")
+    leftover.write_text("partial")
+    # nix_daemon's restore writes without the host lock: another run may be writing right now.
+    file_edit.replace_file(str(path), b"cores = 1\n", 0o644)
+    assert leftover.exists() and path.read_text() == "cores = 1\n"
+    result = run_module(nix_conf.main, {"path": str(path), "settings": {"cores": 2}}, check_mode=True)
+    assert result["changed"] and leftover.exists()
+    result = run_module(nix_conf.main, {"path": str(path), "settings": {"cores": 2}})
+    assert result["changed"] and not leftover.exists()
+    assert _leftovers(tmp_path, "nix.conf") == []
