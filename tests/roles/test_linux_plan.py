@@ -144,7 +144,7 @@ def test_layout_specific_builder_choices(plan):
         "version": 1, "state": "present", "address": "192.0.2.10", "port": 22, "user": "remotebuild", "protocol": "ssh-ng",
         "host_key": HOST_KEY, "host_key_base64": HOST_KEY_B64, "systems": ["x86_64-linux"],
         "supported_features": ["benchmark", "big-parallel", "kvm", "nixos-test"], "mandatory_features": [],
-        "max_jobs": 4, "speed_factor": 4, "trust": "trusted",
+        "max_jobs": 4, "speed_factor": 4, "trust": "trusted", "clients": 1,
         "remote_program": "" if platform == "debian" else f"{bindir}/nix-daemon",
     }
     other = task(results["builder-2222"], "Export the builder's connection details and capacity")["ansible_facts"]

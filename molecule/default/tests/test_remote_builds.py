@@ -48,6 +48,21 @@ def derivation(tag: str, system: str = "builtins.currentSystem") -> str:
 
 
 @pytest.mark.parametrize("name", BUILDERS)
+def test_builder_collects_garbage_on_a_timer_with_a_random_delay(name):
+    """remote_builder_gc_schedule (issue 14 item 5): the timer is enabled with the role's delay,
+    and its service really collects: a path no root holds is gone after it ran."""
+    host = host_of(name)
+    shown = host.run("systemctl show nix-remote-builders-gc.timer -p ActiveState -p UnitFileState -p RandomizedDelayUSec").stdout
+    assert {"ActiveState=active", "UnitFileState=enabled", "RandomizedDelayUSec=1h"} <= set(shown.split()), shown
+    added = login(host, f"f=$(mktemp) && echo {uuid.uuid4().hex} > $f && nix-store --add $f && rm $f")
+    assert added.rc == 0, added.stderr
+    garbage = added.stdout.strip().splitlines()[-1]
+    assert host.run("systemctl start nix-remote-builders-gc.service").rc == 0
+    assert host.run("systemctl show nix-remote-builders-gc.service -p Result").stdout.strip() == "Result=success"
+    assert not host.file(garbage).exists, f"{garbage} survived the collection"
+
+
+@pytest.mark.parametrize("name", BUILDERS)
 def test_build_user_is_a_locked_system_account_with_a_real_shell(name):
     host = host_of(name)
     user = host.user(BUILD_USER)
