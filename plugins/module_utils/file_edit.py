@@ -290,6 +290,30 @@ def _encode(path: str, text: str) -> bytes:
     return data
 
 
+def make_backup(path: str) -> str:
+    """Copy path to a backup named as AnsibleModule.backup_local names them, through replace_file.
+
+    backup_local copies in place: on a full disk it fails with a truncated backup left behind.
+    Here the copy is atomic like every other write (content, owner, group, mode and times of the
+    original), so a failure leaves nothing. Returns the backup's name."""
+    backup = f"{path}.{os.getpid()}.{time.strftime('%Y-%m-%d@%H:%M:%S')}~"
+    try:
+        with open(path, "rb") as handle:
+            meta = os.fstat(handle.fileno())
+            data = handle.read()
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot back up before writing: {exc.strerror or exc}; nothing was written") from None
+
+    def keep_times(tmp: str) -> None:
+        os.utime(tmp, ns=(meta.st_atime_ns, meta.st_mtime_ns))
+
+    try:
+        replace_file(backup, data, stat.S_IMODE(meta.st_mode), meta.st_uid, meta.st_gid, keep_times)
+    except ConfigFileError as exc:
+        raise ConfigFileError(f"{path}: cannot back up before writing: {exc}") from None
+    return backup
+
+
 def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task_file_args: bool = True) -> str | None:
     """Write text to path through replace_file, with the module's owner, group, mode and SELinux
     context applied before the rename.
@@ -304,11 +328,7 @@ def write_atomic(module, path: str, text: str, backup: bool, existed: bool, task
     data = _encode(path, text)
     backup_file = None
     if backup and existed:
-        try:
-            backup_file = module.backup_local(path)
-        except Exception as exc:  # backup_local raises a bare Exception; pylint: disable=broad-exception-caught
-            cause = getattr(exc.__cause__ or exc.__context__, "strerror", None)
-            raise ConfigFileError(f"{path}: cannot back up before writing: {exc}" + (f" ({cause})" if cause else "")) from None
+        backup_file = make_backup(path)
 
     def prepare(tmp: str) -> None:
         if not module.selinux_enabled():

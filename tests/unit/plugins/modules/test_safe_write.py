@@ -307,3 +307,34 @@ def test_leftovers_are_kept_without_the_host_lock_and_check_mode_removes_nothing
     result = run_module(nix_conf.main, {"path": str(path), "settings": {"cores": 2}})
     assert result["changed"] and not leftover.exists()
     assert _leftovers(tmp_path, "nix.conf") == []
+
+
+def test_a_backup_that_fails_on_a_full_disk_leaves_nothing(run_module, tmp_path, monkeypatch):
+    """ansible-core's backup_local copies in place and left a truncated backup on a full /etc/nix
+    (seen on the testbed's tmpfs); the backup is an atomic write like the rest now."""
+    path = tmp_path / "nix.conf"
+    path.write_text(ORIGINAL)
+
+    def full(_fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(file_edit.os, "fsync", full)
+    result = run_module(nix_conf.main, {"path": str(path), "settings": {"cores": 2}, "backup": True})
+    assert result["failed"]
+    assert result["msg"].startswith(f"{path}: cannot back up before writing: ") and "No space left on device" in result["msg"]
+    assert set(os.listdir(tmp_path)) - {"nix-remote-builders.lock"} == {"nix.conf", ".ansible-tmp"}
+    assert path.read_text() == ORIGINAL
+
+
+def test_a_backup_keeps_the_original_content_mode_and_times(run_module, tmp_path):
+    path = tmp_path / "nix.conf"
+    path.write_text(ORIGINAL)
+    os.chmod(path, 0o640)
+    os.utime(path, ns=(10**9, 2 * 10**9))
+    result = run_module(nix_conf.main, {"path": str(path), "settings": {"cores": 2}, "backup": True})
+    backup = result["backup_file"]
+    assert not result["failed"] and os.path.basename(backup).startswith("nix.conf.")
+    meta = os.stat(backup)
+    assert open(backup, encoding="utf-8").read() == ORIGINAL and stat.S_IMODE(meta.st_mode) == 0o640
+    assert meta.st_mtime_ns == 2 * 10**9
+    assert set(os.listdir(tmp_path)) - {"nix-remote-builders.lock"} == {"nix.conf", os.path.basename(backup), ".ansible-tmp"}
