@@ -102,6 +102,22 @@ def _needs_ssh_prefix(uri):
     return not uri.startswith(("auto?", "daemon?", "local?", "?"))
 
 
+_DIGITS = re.compile(r"[0-9]+\Z")
+
+
+def _url_port(uri):
+    """The port of a "scheme://[user@]host[:port]..." URL as written (None when there is none)."""
+    scheme_sep = uri.find("://")
+    if scheme_sep < 0:
+        return None
+    authority = re.split(r"[/?#]", uri[scheme_sep + 3:], maxsplit=1)[0]
+    host_port = authority.rpartition("@")[2]
+    if host_port.startswith("["):
+        rest = host_port.partition("]")[2]
+        return rest[1:] if rest.startswith(":") else None
+    return host_port.rpartition(":")[2] if ":" in host_port else None
+
+
 def _store_uri_error(uri):
     """Why Nix >= 2.26 cannot parse ``uri`` (after the ``ssh://`` rule) as a store, or None.
 
@@ -114,7 +130,13 @@ def _store_uri_error(uri):
         if scheme.group(0) != scheme.group(0).lower():
             return "upper-case letter in the scheme %r" % scheme.group(0)[:-1]
         bad = _URL_BAD_CHAR.search(uri)
-        return "character %r is not allowed in a store URL" % bad.group(0) if bad else None
+        if bad:
+            return "character %r is not allowed in a store URL" % bad.group(0)
+        port = _url_port(uri)
+        if port and not _DIGITS.match(port):
+            # 2.34 refuses it ("Cannot parse Nix store"); 2.26 passes "host:x" to ssh as a host name.
+            return "port %r is not a number" % port
+        return None
     base = uri.partition("?")[0]
     if base in ("", "auto", "daemon", "local") or "/" in base:
         return None

@@ -28,7 +28,7 @@ PAD = st.sampled_from(["", "", "", " ", "\t", "  ", " \r"])
 
 _USERS = ["", "", "nix@", "root@", "build-user@", "u_1@", "ü@"]
 _HOSTS = ["builder", "b1.example.com", "127.0.0.1", "[::1]", "x86_64-linux", "hóst", "h-2", "BUILDER"]
-_PORTS = ["", "", "", ":22", ":2222"]
+_PORTS = ["", "", "", ":22", ":2222", ":ssh"]
 _QUERIES = ["", "", "", "?remote-program=/nix/var/nix/profiles/default/bin/nix-daemon",
             "?compress=true", "?max-connections=4&compress=true", "?remote-store=/tmp/x"]
 _SCHEMES = ["", "", "ssh://", "ssh-ng://"]

@@ -16,7 +16,8 @@ Every case gets one verdict per release:
   which 2.26 refuses like any other character outside RFC 3986 (and the collection with it);
 * ``value`` (nix.conf): Nix refuses a value for its setting's type, which the parser leaves to
   nix_validate (the installed Nix reads every candidate before it is written);
-* ``stricter``: the collection refuses what Nix takes, on purpose: an ``inf``/``nan`` speed factor;
+* ``stricter``: the collection refuses what Nix takes, on purpose: an ``inf``/``nan`` speed factor,
+  or a port that is not a number before 2.34 (which refuses it; ssh cannot use it either);
 * ``disagree``: anything else — a bug in the collection, or a Nix oddity to record.
 
 What is observed of each machine is what the build hook prints (realnix.py): URI, systems, max
@@ -58,6 +59,7 @@ def _ipv6_userinfo_char(message, uris):
                              for uri in uris)
 
 
+_NOT_A_PORT = re.compile(r"port '[^']*' is not a number")
 _NOT_FINITE = re.compile(r"'[+-]?(inf|infinity|nan)' is not a number", re.I)
 
 
@@ -166,6 +168,8 @@ def machines_verdict(release, builders, files, prediction, result):
         return "version", detail + "\npredicted: Nix 2.34 reads any user part before a bracketed IPv6 host, 2.26 refuses it"
     if prediction[0] == "error" and _NOT_FINITE.search(prediction[1]) and observed != "error":
         return "stricter", detail + "\nby design: the collection refuses an inf/nan speed factor"
+    if release.version < (2, 34) and prediction[0] == "error" and _NOT_A_PORT.search(prediction[1]) and observed != "error":
+        return "stricter", detail + "\nby design: a port that is not a number (2.34 refuses it, ssh cannot use it)"
     return "disagree", detail
 
 

@@ -31,6 +31,10 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.machines impor
     "b1.Example.com:22?x=/y",
     "SSH://nix@host",
     "ssh-Ng://nix@host",
+    # A port that is not a number: 2.34 refuses it, 2.26 hands "host:x" to ssh as a host name.
+    "A1:x",
+    "ssh-ng://nix@builder:ssh",
+    "ssh://[::1]:x",
 ])
 def test_store_uri_nix_cannot_parse_is_an_error(uri):
     with pytest.raises(MachinesFormatError, match="store Nix >= 2.26 can parse") as info:
@@ -46,6 +50,9 @@ def test_store_uri_nix_cannot_parse_is_not_written(uri):
 
 @pytest.mark.parametrize("uri, expected", [
     ("ssh://[::1]:22", "ssh://[::1]:22"),
+    ("ssh://[::1]", "ssh://[::1]"),
+    ("nix@b1:2222", "ssh://nix@b1:2222"),
+    ("ssh-ng://u@b1:22?remote-store=/x:y", "ssh-ng://u@b1:22?remote-store=/x:y"),
     ("builder:2222?remote-program=/x", "builder:2222?remote-program=/x"),  # Nix reads "builder:" as a scheme
     ("/tmp/store?x=1", "/tmp/store?x=1"),
     ("local?root=/tmp/r", "local?root=/tmp/r"),
