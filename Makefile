@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Ansible's own state (local tmp, galaxy cache) stays in the checkout, not in ~/.ansible.
 export ANSIBLE_HOME := $(CURDIR)/.build/ansible-home
 
-SCENARIOS ?= testbed default trixie sid nixos-sim signing faults
+SCENARIOS ?= testbed default fleet nixos-sim signing faults
 
 .PHONY: help deps venv collections test check matrix packaging units private-checkout lint sanity build bench-smoke testbed-selftest differential-smoke molecule demo demo-clean clean
 

@@ -5,8 +5,8 @@ set -euo pipefail
 
 # systemd-nspawn and mmdebstrap run the test hosts; nix-bin gives the controller a real Nix
 # (2.8) to validate nix.conf candidates and evaluate generated NixOS modules; rsync and git
-# lay out the ansible-test tree.
-packages=(make git rsync python3-venv mmdebstrap systemd-container openssh-client iproute2 uidmap nix-bin)
+# lay out the ansible-test tree; nftables drops the packets of a "blackholed" test builder.
+packages=(make git rsync python3-venv mmdebstrap systemd-container openssh-client iproute2 uidmap nix-bin nftables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -26,6 +26,8 @@ PAIRS = [(c, b) for c in CLIENTS for b in BUILDERS]
 KEY = "/root/.ssh/nix_remote_builders_ed25519"
 BUILD_USER = "remotebuild"
 MACHINES = "/etc/nix/machines"
+# The machines file the builder health service keeps (local_client_builder_health).
+LIVE_MACHINES = "/var/lib/nix-remote-builders/machines"
 MARKER = "# nix_remote.builders "
 # Nix is on the non-login PATH only where Debian installed it; a login shell finds both layouts.
 LOGIN = "bash -lc "
@@ -33,6 +35,17 @@ LOGIN = "bash -lc "
 
 def host_of(name: str):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def health_on(name: str) -> bool:
+    """Whether the inventory turns the builder health service on for this client."""
+    value = RUNNER.get_variables(name).get("local_client_builder_health", False)
+    return value is True or str(value).lower() in ("true", "yes", "1")
+
+
+def builders_setting(name: str) -> str:
+    """nix.conf's builders line on this client: the live file while the health service is on."""
+    return "@" + (LIVE_MACHINES if health_on(name) else MACHINES)
 
 
 def login(host, command: str):

@@ -19,7 +19,7 @@ description:
     daemon socket's permission, a missing C(nix-daemon), no trust, an unreachable builder, a missing C(ssh), a
     missing system feature, no builder taking the build), or as a timeout, or by the last line of the error.
   - The filter is pure and reads only its arguments.
-positional: _input, ping, build, found, client, reuse
+positional: _input, ping, build, found, client, reuse, plain, nix
 options:
   _input:
     description: The checks (P(nix_remote.builders.verify_checks#filter)).
@@ -51,6 +51,20 @@ options:
         C(safe) and C(reason) (nix_info C(capabilities.ssh_reuse) and C(capabilities.ssh_reuse_reason)).
       - When given, and there are checks, one more row says whether reuse is on and why (never a failure).
     type: dictionary
+  plain:
+    description:
+      - A plain C(nix-build) of a new derivation (no C(--max-jobs 0), no C(--builders)) as C(build), its result, and the
+        C(results) of looking for its output in each builder's store as C(found) (items the checks).
+      - When given, a row V((local)) says where that build ran; Nix builds locally while the client has a free slot
+        (NixOS/nix#2457). Never a failure.
+    type: dictionary
+    version_added: 0.2.0
+  nix:
+    description:
+      - The client's P(nix_remote.builders.nix_info#module) result. When given, a row V((features)) names the systems
+        and features the client's Nix has that no builder offers. Never a failure.
+    type: dictionary
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -72,7 +86,9 @@ _value:
       description: The client.
       type: string
     builder:
-      description: The builder's record name, V(-) when there is none, V((ssh)) for the connection reuse row.
+      description:
+        - The builder's record name, V(-) when there is none, V((ssh)) for the connection reuse row, V((local)) for
+          where a plain build ran, V((features)) for the features no builder offers.
       type: string
     ok:
       description: Whether the client builds on the builder.
@@ -87,10 +103,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.nix_remote.builders.plugins.module_utils.verify_report import verify_rows as _verify_rows
 
 
-def verify_rows(checks, ping, build, found, client, reuse=None):
+def verify_rows(checks, ping, build, found, client, reuse=None, plain=None, nix=None):
     """The table rows of one client (see DOCUMENTATION)."""
     try:
-        return _verify_rows(checks, ping, build, found, client, reuse)
+        return _verify_rows(checks, ping, build, found, client, reuse, plain, nix)
     except (KeyError, IndexError, TypeError) as exc:
         raise AnsibleFilterError("verify_rows: results that do not belong to these checks (%r)" % (exc,)) from exc
 

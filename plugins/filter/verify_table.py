@@ -31,6 +31,19 @@ options:
     description: The name of the fact that holds each host's rows.
     type: string
     default: __local_client_verify_rows
+  builders:
+    description:
+      - Builders whose own checks (P(nix_remote.builders.verify_builder_rows#filter)) come first in the table; a
+        builder without them is left out (its play failed or did not run on it, which the play's recap shows).
+    type: list
+    elements: string
+    default: []
+    version_added: 0.2.0
+  builder_fact:
+    description: The name of the fact that holds each builder's rows.
+    type: string
+    default: __remote_builder_verify_rows
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -60,10 +73,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.nix_remote.builders.plugins.module_utils.verify_report import verify_table as _verify_table
 
 
-def verify_table(hosts, hostvars, fact="__local_client_verify_rows"):
+def verify_table(hosts, hostvars, fact="__local_client_verify_rows", builders=(), builder_fact="__remote_builder_verify_rows"):
     """Every host's rows and the table (see DOCUMENTATION)."""
     try:
-        return _verify_table(hosts, hostvars, fact)
+        return _verify_table(hosts, hostvars, fact, builders, builder_fact)
     except (KeyError, TypeError) as exc:
         raise AnsibleFilterError("verify_table: rows without client, builder or result (%r)" % (exc,)) from exc
 

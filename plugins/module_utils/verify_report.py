@@ -118,6 +118,8 @@ def verify_checks(records, machines_text, stamp, client):
             "line": _machines_line(lines, uri),
             "store": uri + ("&" if "?" in uri else "?") + "&".join(params),
             "systems": m["systems"],
+            "features": sorted(set(m.get("supported_features") or []) | set(m.get("mandatory_features") or [])),
+            "mandatory": sorted(set(m.get("mandatory_features") or [])),
             "trust": r.get("trust", "trusted"),
             "nonce": nonce(stamp, client, r["name"]),
         })
@@ -171,9 +173,62 @@ def reuse_row(client, reuse):
     return {"client": client, "builder": "(ssh)", "ok": True, "result": text}
 
 
-def verify_rows(checks, ping_results, build_results, found_results, client, reuse=None):
+def _int(value):
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def local_row(client, plain_build, found, max_jobs):
+    """Where a plain build goes (no --max-jobs 0, no --builders): an informational row.
+
+    ``plain_build`` is the result of that nix-build, ``found`` the results of looking for its output in
+    each builder's store (items: checks), ``max_jobs`` the client's effective max-jobs.  Nix builds
+    locally while the client has a free local slot and never weighs local against remote
+    (NixOS/nix#2457), so with max-jobs above 0 a plain build silently stays on the client.
+    """
+    if plain_build.get("rc") != 0:
+        return {"client": client, "builder": "(local)", "ok": True,
+                "result": "a plain nix-build failed: %s" % diagnose(plain_build.get("stderr"), plain_build.get("rc"))}
+    on = [f["item"]["name"] for f in found if f.get("rc") == 0]
+    if on:
+        text = "a plain nix-build ran on %s (max-jobs %s on this client)" % (", ".join(on), max_jobs)
+    else:
+        text = ("a plain nix-build stayed on this client: its max-jobs is %s, and Nix builds locally while it has a "
+                "free slot (NixOS/nix#2457); local_client_max_jobs: 0 sends every build to the builders" % max_jobs)
+    return {"client": client, "builder": "(local)", "ok": True, "result": text}
+
+
+def features_row(client, systems, features, max_jobs, checks):
+    """The (system, feature) pairs the client's Nix offers locally that no builder offers: builds that
+    need one run only on the client, and fail with max-jobs 0.  An informational row."""
+    offered = set()
+    for check in checks:
+        # Nix gives a machine a derivation that requires no more than the machine's features and every
+        # one of its mandatory features.
+        mandatory = set(check.get("mandatory") or ())
+        for system in check["systems"]:
+            if not mandatory:
+                offered.add((system, None))
+            offered.update((system, f) for f in check.get("features", ()) if mandatory <= {f})
+    missing = ["%s%s" % (system, "" if feature is None else " with " + feature)
+               for system in systems for feature in [None] + sorted(features) if (system, feature) not in offered]
+    if not missing:
+        text = "every system and feature of this client is offered by a builder (%s)" % ", ".join(systems)
+    elif _int(max_jobs) == 0:
+        text = ("no builder offers %s: with max-jobs 0 builds that need it fail; add a builder that has it, "
+                "or give this client local slots (local_client_max_jobs)" % ", ".join(missing))
+    else:
+        text = "no builder offers %s: builds that need it run on this client" % ", ".join(missing)
+    return {"client": client, "builder": "(features)", "ok": True, "result": text}
+
+
+def verify_rows(checks, ping_results, build_results, found_results, client, reuse=None, plain=None, nix=None):
     """The table rows of one client: one per check, or one saying that there is nothing to check,
-    then one on connection reuse when ``reuse`` is given (see reuse_row).
+    then informational rows: connection reuse when ``reuse`` is given (see reuse_row), where a plain
+    build goes when ``plain`` (``{"build": result, "found": results}``) is given, and the features
+    no builder offers when ``nix`` (nix_info's result) is given.
 
     ping_results are aligned with checks; build results carry [check, system] as their item, and
     the found results carry the build result as theirs.
@@ -186,14 +241,81 @@ def verify_rows(checks, ping_results, build_results, found_results, client, reus
         rows.append({"client": client, "builder": check["name"], "ok": ok, "result": result})
     if not checks:
         rows.append({"client": client, "builder": "-", "ok": False, "result": NO_BUILDERS})
-    elif reuse is not None:
+        return rows
+    max_jobs = ((nix or {}).get("settings") or {}).get("max-jobs", "?")
+    if reuse is not None:
         rows.append(reuse_row(client, reuse))
+    if plain is not None and "skipped" not in plain["build"]:
+        rows.append(local_row(client, plain["build"], plain.get("found") or [], max_jobs))
+    if nix is not None:
+        rows.append(features_row(client, nix.get("systems") or [], nix.get("system_features") or [], max_jobs, checks))
     return rows
 
 
-def verify_table(hosts, hostvars, fact="__local_client_verify_rows"):
-    """Every host's rows (a failed row for a host that has none) and the table's text lines."""
+def _gib(value):
+    return "%.1f GiB" % (value / 1024.0 ** 3)
+
+
+def _sshd_settings(text):
+    return dict(line.lower().split(" ", 1) for line in (text or "").splitlines() if " " in line)
+
+
+def builder_rows(builder, daemon, disk, sshd, nix, clients, user):
+    """The checks of one builder, a failing row saying what to do for each that does not hold.
+
+    ``daemon``: the result of asking the builder's nix-daemon for a store path's validity; ``disk``:
+    of ``df -Pk`` on /nix/store; ``sshd``: of ``sshd -T`` for the build user; ``nix``: nix_info's
+    result (its ``settings``: min-free, max-jobs); ``clients``: how many clients use the builder.
+    """
     rows = []
+
+    def row(check, ok, text):
+        rows.append({"client": builder, "builder": "(%s)" % check, "ok": ok, "result": text, "kind": "builder"})
+
+    if daemon.get("rc") == 0:
+        row("daemon", True, "nix-daemon answers (Nix %s)" % nix.get("version"))
+    else:
+        row("daemon", False, "nix-daemon does not answer (%s): check `systemctl status nix-daemon` (macOS: "
+            "`launchctl print system/org.nixos.nix-daemon`) on the builder, then run site.yml"
+            % diagnose(daemon.get("stderr"), daemon.get("rc")))
+    settings = nix.get("settings") or {}
+    min_free = _int(settings.get("min-free"))
+    fields = (disk.get("stdout_lines") or [""])[-1].split()
+    available = _int(fields[3]) * 1024 if disk.get("rc") == 0 and len(fields) >= 4 and _int(fields[3]) is not None else None
+    if available is None:
+        row("disk", False, "free space of /nix/store unknown: %s" % diagnose(disk.get("stderr"), disk.get("rc")))
+    elif min_free is not None and available < min_free:
+        row("disk", False, "%s free for /nix/store, below min-free (%s): Nix collects garbage before builds and "
+            "large builds fail for space; free disk space or lower remote_builder_min_free" % (_gib(available), _gib(min_free)))
+    else:
+        row("disk", True, "%s free for /nix/store%s" % (
+            _gib(available), "" if min_free is None else ", min-free %s" % _gib(min_free)))
+    effective = _sshd_settings(sshd.get("stdout"))
+    sessions, startups = _int(effective.get("maxsessions")), effective.get("maxstartups")
+    jobs = _int(settings.get("max-jobs"))
+    first = _int((startups or "").split(":")[0])
+    if sshd.get("rc") != 0 or sessions is None or first is None:
+        row("sshd", False, "sshd's settings for %s unknown: %s" % (user, diagnose(sshd.get("stderr"), sshd.get("rc"))))
+    elif jobs is not None and sessions < jobs:
+        row("sshd", False, "MaxSessions %d for %s is below max-jobs %d: a client's multiplexed builds beyond it are "
+            "refused; raise remote_builder_sshd_max_sessions (or leave it null)" % (sessions, user, jobs))
+    elif first < clients:
+        row("sshd", False, "MaxStartups %s lets fewer unauthenticated connections in at once than the %d clients "
+            "open: some see 'failed to start SSH connection'; raise remote_builder_sshd_max_startups" % (startups, clients))
+    else:
+        row("sshd", True, "MaxSessions %d for %s, MaxStartups %s, for %d clients" % (sessions, user, startups, clients))
+    return rows
+
+
+def verify_table(hosts, hostvars, fact="__local_client_verify_rows", builders=(), builder_fact="__remote_builder_verify_rows"):
+    """The rows of the BUILDERS' own checks (builder_rows, those that have them), then every host's rows
+    (a failed row for a host that has none), and the table's text lines."""
+    rows = []
+    for host in builders:
+        try:
+            rows.extend(hostvars[host][builder_fact] or [])
+        except KeyError:
+            pass
     for host in hosts:
         try:
             own = hostvars[host][fact]
@@ -209,8 +331,13 @@ def verify_table(hosts, hostvars, fact="__local_client_verify_rows"):
     return {"rows": rows, "lines": lines}
 
 
-# Rows that inform (connection reuse) rather than check a client/builder pair.
-INFO_BUILDERS = ("(ssh)",)
+# Rows that inform (connection reuse, where a plain build goes, features no builder offers) rather
+# than check a client/builder pair; builder rows (kind "builder") check a builder on its own.
+INFO_BUILDERS = ("(ssh)", "(local)", "(features)")
+
+
+def row_kind(row):
+    return row.get("kind") or ("info" if row["builder"] in INFO_BUILDERS else "pair")
 REPORT_VERSION = 1
 
 
@@ -220,16 +347,20 @@ def report_json(rows, generated):
     ``generated`` is the time of the run (ISO 8601, UTC).  Rows of INFO_BUILDERS are informational:
     they are listed but are not pairs and never count as failures.
     """
-    pairs = [r for r in rows if r["builder"] not in INFO_BUILDERS]
+    pairs = [r for r in rows if row_kind(r) == "pair"]
     failed = [r for r in pairs if not r["ok"]]
+    checks = [r for r in rows if row_kind(r) == "builder"]
+    checks_failed = [r for r in checks if not r["ok"]]
     return {
         "version": REPORT_VERSION,
         "generated": generated,
-        "ok": not failed,
+        "ok": not failed and not checks_failed,
         "pairs": len(pairs),
         "failed": len(failed),
+        "builder_checks": len(checks),
+        "builder_checks_failed": len(checks_failed),
         "rows": [{"client": r["client"], "builder": r["builder"], "ok": bool(r["ok"]), "result": r["result"],
-                  "kind": "info" if r["builder"] in INFO_BUILDERS else "pair"} for r in rows],
+                  "kind": row_kind(r)} for r in rows],
     }
 
 
@@ -237,20 +368,26 @@ def report_junit(rows, generated):
     """The same as JUnit XML: one testcase per client/builder pair (classname the client, name the
     builder), a failure element with the row's result when it does not work; informational rows go
     to the client's system-out."""
-    pairs = [r for r in rows if r["builder"] not in INFO_BUILDERS]
-    failed = [r for r in pairs if not r["ok"]]
-    suite = ElementTree.Element("testsuite", {
-        "name": "nix_remote.builders verify", "tests": str(len(pairs)), "failures": str(len(failed)),
-        "errors": "0", "skipped": "0", "timestamp": generated})
-    for row in pairs:
-        case = ElementTree.SubElement(suite, "testcase", {"classname": row["client"], "name": row["builder"]})
-        if row["ok"]:
-            ElementTree.SubElement(case, "system-out").text = row["result"]
-        else:
-            ElementTree.SubElement(case, "failure", {"message": row["result"], "type": "verify"}).text = row["result"]
-    info = ["%s %s: %s" % (r["client"], r["builder"], r["result"]) for r in rows if r["builder"] in INFO_BUILDERS]
-    if info:
-        ElementTree.SubElement(suite, "system-out").text = "\n".join(info)
-    suites = ElementTree.Element("testsuites", {"tests": str(len(pairs)), "failures": str(len(failed))})
-    suites.append(suite)
+    suites = ElementTree.Element("testsuites")
+    tests = failures = 0
+    for name, kind in (("nix_remote.builders verify", "pair"), ("nix_remote.builders builder checks", "builder")):
+        cases = [r for r in rows if row_kind(r) == kind]
+        if kind == "builder" and not cases:
+            continue
+        failed = [r for r in cases if not r["ok"]]
+        tests, failures = tests + len(cases), failures + len(failed)
+        suite = ElementTree.SubElement(suites, "testsuite", {
+            "name": name, "tests": str(len(cases)), "failures": str(len(failed)),
+            "errors": "0", "skipped": "0", "timestamp": generated})
+        for row in cases:
+            case = ElementTree.SubElement(suite, "testcase", {"classname": row["client"], "name": row["builder"]})
+            if row["ok"]:
+                ElementTree.SubElement(case, "system-out").text = row["result"]
+            else:
+                ElementTree.SubElement(case, "failure", {"message": row["result"], "type": "verify"}).text = row["result"]
+        info = ["%s %s: %s" % (r["client"], r["builder"], r["result"]) for r in rows if row_kind(r) == "info"]
+        if kind == "pair" and info:
+            ElementTree.SubElement(suite, "system-out").text = "\n".join(info)
+    suites.set("tests", str(tests))
+    suites.set("failures", str(failures))
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"

@@ -226,6 +226,15 @@ system_features:
   type: list
   elements: str
   sample: [benchmark, big-parallel, kvm, nixos-test, uid-range]
+settings:
+  description:
+    - The effective values of the settings the collection's checks compare against (C(max-jobs), C(cores),
+      C(min-free), C(max-free)), as Nix reports them; empty when Nix cannot report them. No other setting is
+      returned (some hold secrets, such as C(access-tokens)).
+  returned: always
+  type: dict
+  sample: {max-jobs: "1", cores: "0", min-free: "1073741824", max-free: "4294967296"}
+  version_added: 0.2.0
 kvm:
   description: Whether C(/dev/kvm) is readable and writable (Linux only).
   returned: always
@@ -369,6 +378,8 @@ BINARIES = {
 
 # Read the system configuration only, as the daemon does: a user's nix.conf or NIX_CONFIG in the
 # module's environment must not change what we report about the host.
+# The settings returned as RV(settings): what verify.yml compares against; never one that may hold a secret.
+REPORTED_SETTINGS = ("max-jobs", "cores", "min-free", "max-free")
 SYSTEM_CONF_ONLY = {"NIX_USER_CONF_FILES": "/nonexistent/nix-remote-builders-no-user-conf", "NIX_CONFIG": ""}
 
 NIX_DARWIN_MARKER = "/run/current-system/darwin-version"
@@ -590,6 +601,7 @@ class Gatherer:
             extra_platforms=extra_platforms,
             systems=systems,
             system_features=features,
+            settings={key: settings[key] for key in REPORTED_SETTINGS if key in settings},
             kvm=kvm,
             cores=cpu_count(),
             memory_bytes=self.memory_bytes(darwin),

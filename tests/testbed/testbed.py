@@ -498,8 +498,42 @@ def _unmount_all(path: Path) -> None:
         raise TestbedError(f"cannot unmount {left}")
 
 
+def blackhole_table(name: str) -> str:
+    """The nftables table that drops the packets of testbed NAME's blackholed hosts."""
+    return "testbed_blackhole_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def blackhole(name: str, address: str, on: bool) -> None:
+    """Drop (ON) or pass again every packet to ADDRESS, a host of testbed NAME.
+
+    The hosts share the machine's network namespace, each on its own loopback address, so an
+    nftables rule on the output hook makes one of them a host whose packets vanish: a connect
+    waits for its timeout, as with a builder behind a dead link.  `down` removes the table."""
+    table = blackhole_table(name)
+    nft = shutil.which("nft")
+    if nft is None:
+        raise TestbedError("blackhole needs nft (Debian package nftables; hacking/install-deps.sh installs it)")
+    if on:
+        script = (f"table ip {table} {{\n chain output {{\n  type filter hook output priority 0; policy accept;\n"
+                  f"  ip daddr {address} drop\n }}\n}}\n")
+        subprocess.run([nft, "-f", "-"], input=script, text=True, check=True, capture_output=True)
+        return
+    listed = subprocess.run([nft, "-a", "list", "chain", "ip", table, "output"], text=True, capture_output=True, check=False)
+    for line in listed.stdout.splitlines():
+        handle = re.search(r"ip daddr (\S+) drop # handle (\d+)", line)
+        if handle and handle.group(1) == address:
+            subprocess.run([nft, "delete", "rule", "ip", table, "output", "handle", handle.group(2)], check=True)
+
+
+def remove_blackholes(name: str) -> None:
+    nft = shutil.which("nft")
+    if nft is not None:
+        subprocess.run([nft, "delete", "table", "ip", blackhole_table(name)], capture_output=True, check=False)
+
+
 def teardown(name: str, log=print) -> None:
     """Stop every host of testbed NAME and remove its mounts and state, also after a crash."""
+    remove_blackholes(name)
     runtime = runtime_dir(name)
     state = None
     for path in (runtime / "testbed.json", state_dir(name) / "testbed.json"):
@@ -846,6 +880,18 @@ def cmd_down(args) -> int:
     return 0
 
 
+def cmd_blackhole(args) -> int:
+    require_root()
+    bed = next((bed for bed in running_testbeds() if bed.name == args.name), None)
+    if bed is None:
+        raise TestbedError(f"no running testbed {args.name!r}")
+    host = next((host for host in bed.hosts if host.name == args.host), None)
+    if host is None:
+        raise TestbedError(f"testbed {args.name} has no host {args.host!r}")
+    blackhole(bed.name, host.address, args.state == "on")
+    return 0
+
+
 def cmd_status(args) -> int:
     # `status | head` closes the pipe early; that is not an error of ours.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -893,6 +939,11 @@ def main(argv: list[str] | None = None) -> int:
     p_down.add_argument("--name")
     p_down.add_argument("--all", action="store_true")
     p_down.set_defaults(func=cmd_down)
+    p_blackhole = sub.add_parser("blackhole", help="drop every packet to a host (on), or pass them again (off)")
+    p_blackhole.add_argument("--name", required=True)
+    p_blackhole.add_argument("host")
+    p_blackhole.add_argument("state", choices=["on", "off"])
+    p_blackhole.set_defaults(func=cmd_blackhole)
     p_status = sub.add_parser("status", help="list running testbeds")
     p_status.add_argument("--name")
     p_status.add_argument("--json", action="store_true")

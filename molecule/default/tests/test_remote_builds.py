@@ -1,7 +1,7 @@
 """What a user checks after site.yml: files, modes, owners, services, the build key's limits,
 and real offloaded builds whose outputs are found in the builder's store.
 
-Shared by the default, trixie and sid scenarios (their verifier directory points here).
+Shared by the default and fleet scenarios (fleet's verifier adds these files).
 Hosts come from molecule's inventory groups nix_builders and nix_clients.
 """
 
@@ -18,7 +18,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from fleet import BUILD_USER, BUILDERS, CLIENTS, INVENTORY, KEY, PAIRS, PROJECT, client_record, client_records, host_of, login
+from fleet import (
+    BUILD_USER, BUILDERS, CLIENTS, INVENTORY, KEY, PAIRS, PROJECT, builders_setting, client_record, client_records, host_of, login,
+)
 
 
 def machines_line(client, uri: str) -> str:
@@ -141,7 +143,7 @@ def test_client_key_is_root_only_without_passphrase(name):
 def test_client_nix_conf_and_machines_file(name):
     host = host_of(name)
     conf = host.file("/etc/nix/nix.conf").content_string
-    assert re.search(r"^builders = @/etc/nix/machines$", conf, re.M)
+    assert re.search(rf"^builders = {re.escape(builders_setting(name))}$", conf, re.M)
     assert re.search(r"^builders-use-substitutes = true$", conf, re.M)
     machines = host.file("/etc/nix/machines")
     assert machines.user == "root" and machines.mode == 0o644
@@ -309,6 +311,6 @@ def test_builders_switched_off_and_on_keep_their_configuration():
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     for c in CLIENTS:
         h = host_of(c)
-        assert "\nbuilders = @/etc/nix/machines\n" in "\n" + h.file("/etc/nix/nix.conf").content_string
+        assert f"\nbuilders = {builders_setting(c)}\n" in "\n" + h.file("/etc/nix/nix.conf").content_string
         build = login(h, "NIX_REMOTE=daemon nix-build --no-out-link --max-jobs 0 -E " + shlex.quote(derivation("on")))
         assert build.rc == 0, build.stderr

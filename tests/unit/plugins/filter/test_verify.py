@@ -65,7 +65,7 @@ def test_a_check_has_the_machines_line_the_store_uri_and_a_new_nonce():
     assert check == {
         "name": "b1", "uri": URI, "line": URI + " x86_64-linux /root/.ssh/k 2 1 kvm - QUJD",
         "store": URI + "?ssh-key=/root/.ssh/k&base64-ssh-public-host-key=QUJD",
-        "systems": ["x86_64-linux"], "trust": "trusted",
+        "systems": ["x86_64-linux"], "features": [], "mandatory": [], "trust": "trusted",
         "nonce": "nix-remote-builders-verify-20261202120000000000-" + digest,
     }
 
@@ -366,3 +366,92 @@ def test_verify_report_refuses_an_unknown_format_and_bad_rows():
         report_filter(REPORT_ROWS, "yaml", STAMP)
     with pytest.raises(AnsibleFilterError, match="rows without"):
         report_filter([{"client": "c1"}], "json", STAMP)
+
+
+# --- the informational rows of a client, and the checks of a builder ----------------------------
+
+def a_check(name="b1", systems=("x86_64-linux",), features=(), mandatory=()):
+    return {"name": name, "uri": URI, "line": URI + " x", "store": URI, "systems": list(systems),
+            "features": sorted(set(features) | set(mandatory)), "mandatory": list(mandatory), "trust": "trusted",
+            "nonce": "n"}
+
+
+def test_a_plain_build_that_stays_local_says_why_and_what_to_do():
+    checks = [a_check("b1"), a_check("b2")]
+    plain = {"build": {"rc": 0, "stdout_lines": [OUT]}, "found": [{"rc": 1, "item": checks[0]}, {"rc": 1, "item": checks[1]}]}
+    rows = verify_report.verify_rows(checks, [{"rc": 0}] * 2, [], [], "c1", plain=plain,
+                                     nix={"settings": {"max-jobs": "1"}, "systems": [], "system_features": []})
+    [local] = [r for r in rows if r["builder"] == "(local)"]
+    assert local["ok"] is True
+    assert "stayed on this client: its max-jobs is 1" in local["result"] and "local_client_max_jobs: 0" in local["result"]
+    plain["found"][1]["rc"] = 0
+    rows = verify_report.verify_rows(checks, [{"rc": 0}] * 2, [], [], "c1", plain=plain, nix={"settings": {"max-jobs": "0"}})
+    assert [r["result"] for r in rows if r["builder"] == "(local)"] == ["a plain nix-build ran on b2 (max-jobs 0 on this client)"]
+
+
+def test_features_no_builder_offers_are_named_and_fatal_only_without_local_slots():
+    checks = [a_check("b1", features=("big-parallel",)), a_check("b2", systems=("aarch64-linux",), mandatory=("kvm",))]
+    nix = {"systems": ["x86_64-linux", "i686-linux"], "system_features": ["big-parallel", "kvm"], "settings": {"max-jobs": "2"}}
+    row = verify_report.features_row("c1", nix["systems"], nix["system_features"], "2", checks)
+    assert row["ok"] is True and row["builder"] == "(features)"
+    # b2 has kvm, but only for aarch64-linux, and only for derivations that require it.
+    assert row["result"] == ("no builder offers x86_64-linux with kvm, i686-linux, i686-linux with big-parallel, "
+                             "i686-linux with kvm: builds that need it run on this client")
+    assert "with max-jobs 0 builds that need it fail" in verify_report.features_row("c1", ["x86_64-linux"], ["kvm"], "0", checks)["result"]
+    assert verify_report.features_row("c1", ["x86_64-linux"], ["big-parallel"], "0", checks)["result"].startswith(
+        "every system and feature of this client is offered")
+
+
+def builder(daemon_rc=0, available_kib=50 * 1024 * 1024, min_free=1073741824, sessions=10, startups="100:30:200",
+            max_jobs=4, clients=3):
+    df = {"rc": 0, "stdout_lines": ["Filesystem 1024-blocks Used Available Capacity Mounted on",
+                                    "/dev/vda 100 50 %d 50%% /" % available_kib]}
+    sshd = {"rc": 0, "stdout": "port 22\nmaxsessions %d\nmaxstartups %s\n" % (sessions, startups)}
+    daemon = {"rc": daemon_rc, "stderr": "" if daemon_rc == 0 else "error: cannot connect to socket at "
+              "'/nix/var/nix/daemon-socket/socket': Connection refused"}
+    nix = {"version": "2.26.3", "settings": {"min-free": str(min_free), "max-jobs": str(max_jobs)}}
+    return verify_report.builder_rows("b1", daemon, df, sshd, nix, clients, "remotebuild")
+
+
+def test_a_healthy_builder_has_three_ok_rows():
+    rows = builder()
+    assert [(r["client"], r["builder"], r["ok"], r["kind"]) for r in rows] == [
+        ("b1", "(daemon)", True, "builder"), ("b1", "(disk)", True, "builder"), ("b1", "(sshd)", True, "builder")]
+    assert rows[1]["result"] == "50.0 GiB free for /nix/store, min-free 1.0 GiB"
+    assert rows[2]["result"] == "MaxSessions 10 for remotebuild, MaxStartups 100:30:200, for 3 clients"
+
+
+@pytest.mark.parametrize("changes, check, text", [
+    ({"daemon_rc": 1}, "(daemon)", "nix-daemon does not answer"),
+    ({"available_kib": 512 * 1024}, "(disk)", "0.5 GiB free for /nix/store, below min-free (1.0 GiB)"),
+    ({"sessions": 2}, "(sshd)", "MaxSessions 2 for remotebuild is below max-jobs 4"),
+    ({"startups": "2:30:10"}, "(sshd)", "MaxStartups 2:30:10 lets fewer unauthenticated connections in at once than the 3 clients"),
+])
+def test_each_builder_check_that_fails_says_what_to_do(changes, check, text):
+    [row] = [r for r in builder(**changes) if not r["ok"]]
+    assert row["builder"] == check and text in row["result"]
+
+
+def test_builder_checks_count_in_the_report_and_have_a_junit_suite_of_their_own():
+    rows = REPORT_ROWS[:1] + builder(sessions=2) + [
+        {"client": "c1", "builder": "(local)", "ok": True, "result": "a plain nix-build ran on b1"}]
+    report = report_filter(rows, "json", STAMP)
+    assert (report["ok"], report["pairs"], report["failed"], report["builder_checks"], report["builder_checks_failed"]) == (
+        False, 1, 0, 3, 1)
+    assert [r["kind"] for r in report["rows"]] == ["pair", "builder", "builder", "builder", "info"]
+    root = ElementTree.fromstring(report_filter(rows, "junit", STAMP).split("\n", 1)[1])
+    pairs, checks = root.findall("testsuite")
+    assert [(c.get("classname"), c.get("name")) for c in pairs.findall("testcase")] == [("c1", "b1")]
+    assert [(c.get("classname"), c.get("name")) for c in checks.findall("testcase")] == [
+        ("b1", "(daemon)"), ("b1", "(disk)"), ("b1", "(sshd)")]
+    assert (root.get("tests"), root.get("failures"), checks.get("failures")) == ("4", "1", "1")
+    assert "a plain nix-build ran on b1" in pairs.find("system-out").text
+
+
+def test_the_table_starts_with_the_builders_own_checks_of_those_that_ran_them():
+    hostvars = {"c1": {"__local_client_verify_rows": REPORT_ROWS[:1]},
+                "b1": {"__remote_builder_verify_rows": builder()}, "b2": {}}
+    table = verify_table(["c1"], hostvars, builders=["b1", "b2"])
+    assert [(r["client"], r["builder"]) for r in table["rows"]] == [
+        ("b1", "(daemon)"), ("b1", "(disk)"), ("b1", "(sshd)"), ("c1", "b1")]
+    assert table["lines"][1].split()[:2] == ["b1", "(daemon)"]

@@ -19,6 +19,8 @@ CONFIG_SHOW = (
     "builders = \n"
     "extra-platforms = i686-linux\n"
     "max-jobs = 1\n"
+    "min-free = 1073741824\n"
+    "access-tokens = github.com=ghp_secret\n"
     "system = x86_64-linux\n"
     "system-features = benchmark big-parallel kvm nixos-test uid-range\n"
 )
@@ -179,6 +181,9 @@ def test_debian_package_on_bookworm(run_module, host):
     assert result["systems"] == ["x86_64-linux", "i686-linux"]
     assert result["system_features"] == ["benchmark", "big-parallel", "kvm", "nixos-test", "uid-range"]
     assert result["kvm"] is True
+    # Only the settings the checks compare against; never one that may hold a secret.
+    assert result["settings"] == {"max-jobs": "1", "min-free": "1073741824"}
+    assert "ghp_secret" not in repr(result)
     assert result["cores"] == cpu_count()
     assert result["memory_bytes"] == 16384000 * 1024
     assert result["conf_dir"] == "/etc/nix"
