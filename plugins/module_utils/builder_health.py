@@ -51,7 +51,7 @@ def _uri_address(uri):
     authority = rest.split("?", 1)[0].split("/", 1)[0].rpartition("@")[2]
     port = 22
     if authority.startswith("["):
-        host, _, tail = authority[1:].partition("]")
+        host, _bracket, tail = authority[1:].partition("]")
         if tail.startswith(":"):
             port = tail[1:]
     else:
@@ -216,7 +216,8 @@ def main(argv=None):
         states = run_once(args.machines, args.live, args.timeout, interval)
         for name in sorted(states):
             if name not in last or states[name] != last[name]:
-                print("%s: %s" % (name, "up" if states[name] is None else "down: " + states[name]), flush=True)
+                sys.stdout.write("%s: %s\n" % (name, "up" if states[name] is None else "down: " + states[name]))
+                sys.stdout.flush()
         last = states
         if args.once:
             return 0
@@ -224,4 +225,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -338,6 +338,8 @@ INFO_BUILDERS = ("(ssh)", "(local)", "(features)")
 
 def row_kind(row):
     return row.get("kind") or ("info" if row["builder"] in INFO_BUILDERS else "pair")
+
+
 REPORT_VERSION = 1
 
 
