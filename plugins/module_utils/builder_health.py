@@ -37,9 +37,11 @@ import time
 # builder_records.MARKER: the comment nix_machines writes above each entry of the role.
 MARKER = "nix_remote.builders "
 DOWN_PREFIX = "# down (nix-remote-builders-health): "
+# No ';' in anything this file adds: Nix before 2.29 (and Lix) split lines on ';' before they
+# remove comments, so a ';' in a comment makes its tail an entry (facts 1.2).
 HEADER = (
     "# Written by nix-remote-builders-health from %s every %s s: the builders that answered.\n"
-    "# Do not edit; edit the file named here (or the inventory) instead.\n"
+    "# Do not edit it: edit the file named here (or the inventory) instead.\n"
 )
 
 

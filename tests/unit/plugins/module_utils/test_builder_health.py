@@ -100,6 +100,13 @@ def test_the_live_file_comments_out_only_the_lines_of_builders_that_are_down():
     assert uris == ["ssh://mine", "ssh-ng://remotebuild@192.0.2.10"]
 
 
+def test_what_the_service_adds_has_no_semicolon_that_nix_before_2_29_would_split_on():
+    """Nix 2.26 read the header's '; edit ...' as an entry and refused every build (found on the
+    fleet scenario's trixie client): Nix before 2.29 splits on ';' before it removes comments."""
+    added = health.HEADER % ("/etc/nix/machines", 10) + health.DOWN_PREFIX
+    assert ";" not in added
+
+
 class FakeServer:
     """A listening socket on 127.0.0.1 that answers each connection with BANNER (None: says nothing)."""
 
