@@ -56,8 +56,10 @@ MATRIX ?=
 matrix: venv
 	$(BIN)/nox --no-color $(if $(MATRIX),-s $(MATRIX))
 
+# One pytest worker per core (pytest-xdist): the plan tests in tests/roles each run ansible-playbook,
+# which keeps one core busy, and are most of this stage's time.
 units: venv collections
-	$(BIN)/pytest tests/unit tests/roles
+	$(BIN)/pytest -n auto tests/unit tests/roles
 
 # A root user's clone sits in a 0700 directory (/root): nothing may assume others can read it.
 private-checkout: venv

@@ -57,13 +57,21 @@ CONFIGS = ("without", "with")
 WORKLOAD = Workload("sleep16x1s", 16, "sleep", sleep_s=1)
 
 
+def inside(bed, host, command):
+    """Run a command in a test host's namespaces from outside (its sshd may be stopped)."""
+    beds = json.loads(subprocess.check_output([sys.executable, TESTBED, "status", "--json"]))
+    nspawn = next(h["pid"] for b in beds if b["name"] == bed.name for h in b["hosts"] if h["name"] == host)
+    init = subprocess.check_output(["pgrep", "-P", str(nspawn)]).split()[0].decode()
+    subprocess.run(["nsenter", "-t", init, "-a", "sh", "-c", command], check=True, capture_output=True, timeout=60)
+
+
 def set_fault(bed, fault, on):
     if fault == "blackholed":
         subprocess.run([sys.executable, TESTBED, "blackhole", "--name", bed.name, DEAD, "on" if on else "off"],
                        check=True, capture_output=True)
     elif fault == "refused":
         # The socket too: with socket activation a stopped ssh.service would start again.
-        bed.sh(DEAD, "systemctl stop ssh.socket ssh.service 2>/dev/null; true" if on else "systemctl start ssh.service")
+        inside(bed, DEAD, "systemctl stop ssh.socket ssh.service 2>/dev/null; true" if on else "systemctl start ssh.service")
 
 
 def dead_listed(bed, address):

@@ -25,7 +25,8 @@ the builder (from those intervals; cross-checked by a sampler that counts the bu
 processes every 100 ms) and peak memory on the builder: the sum of VmRSS of all processes in the
 builder container, sampled every 100 ms (the containers have no memory controller: this host runs
 cgroup v1, so neither nix-daemon.service's memory.current nor a container cgroup exists).
-Rounds alternate full, shared, full, ... so the noise of a shared machine hits both alike.
+Rounds alternate full, shared, full, ... so the noise of a shared machine hits both alike.  Then
+the same rounds with client1 building alone: what `shared` costs a client when the others are idle.
 
     .venv/bin/python bench/slots.py                  # 3 rounds per configuration
     .venv/bin/python bench/slots.py --rounds 5
@@ -191,11 +192,11 @@ def peak_overlap(intervals):
     return peak
 
 
-def run_round(bed, config, loops, hold_mib, jobs, gid, timeout_s):
+def run_round(bed, config, loops, hold_mib, jobs, gid, timeout_s, clients=CLIENTS):
     for client in CLIENTS:  # the configuration is the client's machines file (see the docstring)
         bed.sh(client, f"cp {WORK}/machines.{config} /etc/nix/machines")
     nonce = uuid.uuid4().hex[:12]
-    for client in CLIENTS:
+    for client in clients:
         bed.sh(client, f"cat > {WORK}/{nonce}.nix",
                input_bytes=expression(client, nonce, jobs, loops, hold_mib).encode())
     stop = f"{WORK}/stop"
@@ -205,7 +206,7 @@ def run_round(bed, config, loops, hold_mib, jobs, gid, timeout_s):
     # Far enough ahead that three ssh logins are done before it (on a busy 2-core machine).
     t0 = time.clock_gettime(BOOT) + 3.0
     procs = {}
-    for client in CLIENTS:
+    for client in clients:
         command = (f"cd {WORK} && NIX_REMOTE=daemon python3 -c {shlex.quote(RUNNER)} {t0:.3f} {nonce}.out {nonce}.err"
                    f" timeout -k 10 {int(timeout_s)} nix-build --max-jobs 0 --no-out-link {nonce}.nix;"
                    f" rc=$?; for p in $(grep '^/nix/store/' {nonce}.out); do cat $p; done;"
@@ -235,6 +236,7 @@ def run_round(bed, config, loops, hold_mib, jobs, gid, timeout_s):
     durations = [e - s for _c, s, e in builds]
     return {
         "config": config,
+        "clients_building": len(clients),
         "wall_s": round(max(client_ends.values()), 2),
         "client_end_s": {c: round(v, 2) for c, v in client_ends.items()},
         "peak_builds": peak_overlap([(s, e) for _c, s, e in builds]),
@@ -250,11 +252,11 @@ def run_round(bed, config, loops, hold_mib, jobs, gid, timeout_s):
     }
 
 
-def summarize(config, rounds, max_jobs, capacity):
-    mine = [r for r in rounds if r["config"] == config]
+def summarize(config, rounds, max_jobs, capacity, building):
+    mine = [r for r in rounds if r["config"] == config and r["clients_building"] == building]
     walls = [r["wall_s"] for r in mine]
     return {
-        "config": config, "max_jobs": max_jobs, "max_jobs_sum": sum(max_jobs.values()), "capacity": capacity,
+        "config": config, "clients_building": building, "max_jobs": max_jobs, "max_jobs_sum": sum(max_jobs.values()), "capacity": capacity,
         "wall_s_median": round(statistics.median(walls), 2), "wall_s_min": min(walls), "wall_s_runs": walls,
         "peak_builds": max(r["peak_builds"] for r in mine),
         "peak_builds_sampled": max((r["peak_builds_sampled"] or 0) for r in mine),
@@ -290,30 +292,31 @@ def bench(release, rounds, hold_mib, jobs, timeout_s):
         # Not recorded: first logins, the build users' managers, busybox copied to the builder.
         run_round(bed, "full", 1000, 0, 1, gid, timeout_s)
         results = []
-        for index in range(rounds):
-            for config in CONFIGS:
-                result = run_round(bed, config, loops, hold_mib, jobs, gid, timeout_s)
-                result["round"] = index + 1
-                results.append(result)
-                log(f"round {index + 1} {config:6}: wall {result['wall_s']:.2f} s, peak builds "
-                    f"{result['peak_builds']} (sampled {result['peak_builds_sampled']}), peak RSS "
-                    f"{result['peak_rss_mib']} MiB, build mean {result['build_s_mean']} s")
+        # All three clients at once (what `shared` is for), then client1 alone (what it costs).
+        for who, index, config in ((w, i, c) for w in (CLIENTS, CLIENTS[:1]) for i in range(rounds) for c in CONFIGS):
+            result = run_round(bed, config, loops, hold_mib, jobs, gid, timeout_s, who)
+            result["round"] = index + 1
+            results.append(result)
+            log(f"{len(who)} building, round {index + 1} {config:6}: wall {result['wall_s']:.2f} s, peak builds "
+                f"{result['peak_builds']} (sampled {result['peak_builds_sampled']}), peak RSS "
+                f"{result['peak_rss_mib']} MiB, build mean {result['build_s_mean']} s")
     common = {"release": release, "nix_version": nix_version, "clients": len(CLIENTS), "jobs_per_client": jobs,
               "loop_iterations": loops, "calibration_200000_s": round(probe_s, 3), "hold_mib": hold_mib,
               "other_client_files_changed": changed,
               "memory_source": "sum of VmRSS of every process in the builder container, every 100 ms",
               "clock": "CLOCK_BOOTTIME (/proc/uptime), shared by host and containers"}
-    return [dict(common, **summarize(c, results, max_jobs[c], capacity)) for c in CONFIGS]
+    return [dict(common, **summarize(c, results, max_jobs[c], capacity, len(who)))
+            for who in (CLIENTS, CLIENTS[:1]) for c in CONFIGS]
 
 
 def markdown(records):
-    rows = ["| config | max-jobs per client | sum | builder capacity | wall s median (min) | runs s "
+    rows = ["| clients building | config | max-jobs per client | sum | builder capacity | wall s median (min) | runs s "
             "| peak concurrent builds (sampled) | peak memory MiB (idle) | build s mean |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         per_client = ", ".join(str(v) for v in r["max_jobs"].values())
         runs = ", ".join(f"{w:.2f}" for w in r["wall_s_runs"])
-        rows.append(f"| {r['config']} | {per_client} | {r['max_jobs_sum']} | {r['capacity']} "
+        rows.append(f"| {r.get('clients_building', len(r['max_jobs']))} | {r['config']} | {per_client} | {r['max_jobs_sum']} | {r['capacity']} "
                     f"| {r['wall_s_median']:.2f} ({r['wall_s_min']:.2f}) | {runs} "
                     f"| {r['peak_builds']} ({r['peak_builds_sampled']}) "
                     f"| {r['peak_rss_mib']:.0f} ({r['idle_rss_mib']:.0f}) | {r['build_s_mean']:.2f} |")
