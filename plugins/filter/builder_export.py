@@ -80,6 +80,13 @@ options:
     description: The host variables by host (C(hostvars)), for the clients' C(nix_remote_state).
     type: dictionary
     default: {}
+  emulated_systems:
+    description:
+      - Systems the builder builds through emulation (P(nix_remote.builders.emulation_plan#filter)'s C(systems)),
+        advertised after nix_info's C(systems) even when this run only just added them to C(extra-platforms).
+    type: list
+    elements: string
+    default: []
 """
 
 EXAMPLES = r"""
@@ -109,14 +116,14 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export
 
 
 def builder_export(nix, host, user, protocol, trust, max_jobs, speed_factor, address=None, port=None, host_port=22,
-                   extra_system_features=None, mandatory_features=None, clients=None, hostvars=None):
+                   extra_system_features=None, mandatory_features=None, clients=None, hostvars=None, emulated_systems=None):
     """A builder's remote_builder_export (see DOCUMENTATION)."""
     try:
         return _builder_export(nix, host=host, user=user, protocol=protocol, trust=trust, max_jobs=max_jobs,
                                speed_factor=speed_factor, address=address, port=port, host_port=host_port,
                                extra_system_features=extra_system_features or [],
                                mandatory_features=mandatory_features or [], clients=clients or [],
-                               hostvars=hostvars or {})
+                               hostvars=hostvars or {}, emulated_systems=emulated_systems or [])
     except (ExportError, KeyError, TypeError) as exc:
         raise AnsibleFilterError("builder_export: %s" % exc) from exc
 

@@ -102,14 +102,16 @@ EXPORT_VERSION = 1
 
 
 def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, address=None, port=None,
-                   host_port=22, extra_system_features=(), mandatory_features=(), clients=(), hostvars=None):
+                   host_port=22, extra_system_features=(), mandatory_features=(), clients=(), hostvars=None,
+                   emulated_systems=()):
     """``remote_builder_export`` of a present builder (see the module docstring).
 
     ADDRESS and PORT are the role options (None: HOST, that is ansible_host or the inventory name,
     and HOST_PORT, that is ansible_port or 22). remote_program is set only when the program the
     client runs is not on a non-interactive ssh session's PATH (P1).  CLIENTS are the inventory
     names of the clients that use this builder (the clients group without the builder itself);
-    those HOSTVARS does not show withdrawn are counted.
+    those HOSTVARS does not show withdrawn are counted.  EMULATED_SYSTEMS (the emulation plan's
+    systems, which this run may have only just added to extra-platforms) follow nix_info's systems.
     """
     paths = _get(nix, "paths", {}) or {}
     keys = _get(nix, "ssh_host_keys") or []
@@ -126,7 +128,7 @@ def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, 
         "protocol": protocol,
         "host_key": keys[0]["public_key"],
         "host_key_base64": keys[0]["base64"],
-        "systems": _get(nix, "systems"),
+        "systems": list(dict.fromkeys(list(_get(nix, "systems") or []) + list(emulated_systems or []))),
         "supported_features": sorted(set(list(_get(nix, "system_features") or [])
                                          + list(extra_system_features or []) + mandatory)),
         "mandatory_features": mandatory,

@@ -240,6 +240,49 @@ kvm:
   returned: always
   type: bool
   sample: true
+binfmt:
+  description:
+    - The kernel's binfmt_misc registrations under C(/proc/sys/fs/binfmt_misc) (Linux only; empty when it is not
+      mounted, as in most containers), with the Nix system each interprets (null when it interprets no system
+      Nix knows, or matches by extension).
+    - C(fix_binary) is the C(F) flag, which Nix's build sandbox needs unless the interpreter is in C(extra-sandbox-paths).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: qemu-aarch64
+      enabled: true
+      interpreter: /usr/libexec/qemu-binfmt/aarch64-binfmt-P
+      flags: POCF
+      fix_binary: true
+      system: aarch64-linux
+      offset: 0
+      magic: 7f454c460201010000000000000000000200b700
+      mask: ffffffffffffff00fffffffffffffffffeffffff
+      extension: null
+binfmt_configs:
+  description:
+    - The registrations that systemd-binfmt applies at boot (C(/etc/binfmt.d), C(/run/binfmt.d), C(/usr/lib/binfmt.d);
+      a file name in an earlier directory hides the later ones), one item per line, with the system each interprets.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - file: qemu-aarch64.conf
+      path: /usr/lib/binfmt.d/qemu-aarch64.conf
+      name: qemu-aarch64
+      kind: M
+      interpreter: /usr/bin/qemu-aarch64
+      flags: OPF
+      fix_binary: true
+      system: aarch64-linux
+      line: ':qemu-aarch64:M::\x7f\x45\x4c\x46...:/usr/bin/qemu-aarch64:OPF'
+binfmt_systems:
+  description: The systems other than RV(system) that enabled registrations of RV(binfmt) make the kernel run.
+  returned: always
+  type: list
+  elements: str
+  sample: [aarch64-linux]
 cores:
   description: CPU cores this process may use (its scheduler affinity where the OS has one).
   returned: always
@@ -362,7 +405,7 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nix_remote.builders.plugins.module_utils import nix_capabilities, nix_detect
+from ansible_collections.nix_remote.builders.plugins.module_utils import binfmt, nix_capabilities, nix_detect
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_conf import NixConf, NixConfError
 
 # The file system root the module inspects; unit tests point it at a fake tree.
@@ -379,6 +422,7 @@ BINARIES = {
 # Read the system configuration only, as the daemon does: a user's nix.conf or NIX_CONFIG in the
 # module's environment must not change what we report about the host.
 # The settings returned as RV(settings): what verify.yml compares against; never one that may hold a secret.
+BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
 REPORTED_SETTINGS = ("max-jobs", "cores", "min-free", "max-free")
 SYSTEM_CONF_ONLY = {"NIX_USER_CONF_FILES": "/nonexistent/nix-remote-builders-no-user-conf", "NIX_CONFIG": ""}
 
@@ -565,6 +609,8 @@ class Gatherer:
         settings = self.settings(paths, version, implementation) if installed else {}
 
         kvm = self.kvm(darwin)
+        binfmt_entries = [] if darwin else binfmt.read_entries(self.path(BINFMT_DIR))
+        binfmt_configs = [] if darwin else binfmt.read_configs(self.path)
         system = settings.get("system") or (self.current_system(paths) if installed else None)
         extra_platforms = nix_detect.split_list(settings.get("extra-platforms"))
         systems = nix_detect.split_list(" ".join(([system] if system else []) + extra_platforms))
@@ -603,6 +649,9 @@ class Gatherer:
             system_features=features,
             settings={key: settings[key] for key in REPORTED_SETTINGS if key in settings},
             kvm=kvm,
+            binfmt=binfmt_entries,
+            binfmt_systems=binfmt.emulated_systems(binfmt_entries, native=[system] if system else []),
+            binfmt_configs=binfmt_configs,
             cores=cpu_count(),
             memory_bytes=self.memory_bytes(darwin),
             conf_dir=conf_dir,

@@ -43,11 +43,23 @@ def test_molecule_platforms_become_hosts_and_groups():
         {"name": "b2", "release": "trixie-upstream", "groups": ["nix_builders"]},
         {"name": "c1", "release": "trixie", "groups": ["nix_clients"]},
     ]
-    hosts, groups = testbed.parse_platforms(json.dumps(platforms))
+    hosts, groups, emulate = testbed.parse_platforms(json.dumps(platforms))
     assert hosts == ["b1=trixie:2222", "b2=trixie-upstream", "c1=trixie"]
     assert groups == ["nix_builders=b1,b2", "nix_clients=c1"]
+    assert emulate == []
+    platforms[0]["emulate"] = ["aarch64-linux", "riscv64-linux"]
+    assert testbed.parse_platforms(json.dumps(platforms))[2] == ["b1=aarch64-linux,riscv64-linux"]
     with pytest.raises(testbed.TestbedError, match="item 1: needs `name` and `release`"):
         testbed.parse_platforms('[{"name": "x"}]')
+
+
+def test_emulate_names_a_host_and_systems_qemu_has():
+    assert testbed.parse_emulate(["b1=aarch64-linux", "b1=aarch64-linux,riscv64-linux"], ["b1", "c1"]) == {
+        "b1": ["aarch64-linux", "riscv64-linux"]}
+    with pytest.raises(testbed.TestbedError, match="HOST one of"):
+        testbed.parse_emulate(["x=aarch64-linux"], ["b1"])
+    with pytest.raises(testbed.TestbedError, match="cannot emulate 'mips-linux'"):
+        testbed.parse_emulate(["b1=mips-linux"], ["b1"])
 
 
 def test_inventory_has_connection_and_release_variables(tmp_path):

@@ -29,6 +29,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import binfmt_host
+
 REPO = Path(__file__).resolve().parents[2]
 STATE_ROOT = REPO / ".testbed"
 RUNTIME_ROOT = Path(os.environ.get("TESTBED_RUNTIME", "/run/nix-remote-testbed"))
@@ -359,6 +361,7 @@ class Host:
     merged: str = ""
     pid: int = 0
     ready_seconds: float = 0.0
+    emulated: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -534,6 +537,7 @@ def remove_blackholes(name: str) -> None:
 def teardown(name: str, log=print) -> None:
     """Stop every host of testbed NAME and remove its mounts and state, also after a crash."""
     remove_blackholes(name)
+    binfmt_host.unregister_all(name, RUNTIME_ROOT)
     runtime = runtime_dir(name)
     state = None
     for path in (runtime / "testbed.json", state_dir(name) / "testbed.json"):
@@ -719,8 +723,41 @@ def raise_kernel_limits(log=print) -> None:
             log(f"raised {key.replace('/', '.')} from {current} to {minimum}")
 
 
+def parse_emulate(items: list[str], hosts: list[str]) -> dict[str, list[str]]:
+    """['b1=aarch64-linux,riscv64-linux', ...] -> {'b1': ['aarch64-linux', 'riscv64-linux']}."""
+    emulate: dict[str, list[str]] = {}
+    for item in items:
+        host, sep, systems = item.partition("=")
+        if not sep or host not in hosts:
+            raise TestbedError(f"--emulate {item!r}: expected HOST=SYSTEM[,SYSTEM] with HOST one of {hosts}")
+        for system in filter(None, systems.split(",")):
+            if system not in binfmt_host.QEMU_ARCH:
+                raise TestbedError(f"--emulate {item!r}: cannot emulate {system!r}; one of {', '.join(binfmt_host.QEMU_ARCH)}")
+            emulate.setdefault(host, [])
+            if system not in emulate[host]:
+                emulate[host].append(system)
+    return emulate
+
+
+def emulate_systems(bed: Testbed, emulate: dict[str, list[str]], log=print) -> None:
+    """Register the emulators in this machine's kernel and show binfmt_misc to the hosts that emulate."""
+    try:
+        for host in bed.hosts:
+            systems = emulate.get(host.name) or []
+            if not systems:
+                continue
+            for system in systems:
+                binfmt_host.register(bed.name, system, CACHE, RUNTIME_ROOT)
+            binfmt_host.mount_in_container(binfmt_host.container_init(host.pid))
+            host.emulated = list(systems)
+            log(f"  {host.name}: emulates {', '.join(systems)} (binfmt_misc on this machine, F flag)")
+        bed.save()
+    except (binfmt_host.EmulationError, OSError) as error:
+        raise TestbedError(f"testbed {bed.name}: emulation: {error}") from None
+
+
 def up(name: str, specs: list[HostSpec], groups: dict[str, list[str]], timeout: float,
-       log=print) -> Testbed:
+       log=print, emulate: dict[str, list[str]] | None = None) -> Testbed:
     require_root()
     require_tools(["systemd-nspawn", "ssh", "ssh-keygen", "mount"])
     raise_kernel_limits(log)
@@ -759,7 +796,10 @@ def up(name: str, specs: list[HostSpec], groups: dict[str, list[str]], timeout: 
             raise
 
     try:
-        return _boot(bed, images, timeout, started, log)
+        bed = _boot(bed, images, timeout, started, log)
+        if emulate:
+            emulate_systems(bed, emulate, log)
+        return bed
     except BaseException:
         # Interrupted, timed out or failed: leave nothing behind. Further signals wait.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -818,15 +858,15 @@ def _raise_interrupted(signum, _frame):
     raise Interrupted(signal.Signals(signum).name)
 
 
-def parse_platforms(text: str) -> tuple[list[str], list[str]]:
-    """Molecule platforms as JSON -> (HOST=RELEASE[:PORT] texts, GROUP=HOST,... texts)."""
+def parse_platforms(text: str) -> tuple[list[str], list[str], list[str]]:
+    """Molecule platforms as JSON -> (HOST=RELEASE[:PORT] texts, GROUP=HOST,... texts, HOST=SYSTEM,... texts)."""
     try:
         platforms = json.loads(text)
     except ValueError as error:
         raise TestbedError(f"--platforms: not JSON: {error}") from None
     if not isinstance(platforms, list):
         raise TestbedError("--platforms: expected a list of {name, release, port, groups}")
-    hosts, groups = [], {}
+    hosts, groups, emulate = [], {}, []
     for index, platform in enumerate(platforms):
         where = f"--platforms item {index + 1}"
         if not isinstance(platform, dict) or "name" not in platform or "release" not in platform:
@@ -838,7 +878,12 @@ def parse_platforms(text: str) -> tuple[list[str], list[str]]:
             raise TestbedError(f"{where} ({platform['name']}): `groups` must be a list")
         for group in member_of:
             groups.setdefault(str(group), []).append(str(platform["name"]))
-    return hosts, [f"{group}={','.join(members)}" for group, members in groups.items()]
+        systems = platform.get("emulate") or []
+        if not isinstance(systems, list):
+            raise TestbedError(f"{where} ({platform['name']}): `emulate` must be a list of systems")
+        if systems:
+            emulate.append(f"{platform['name']}={','.join(map(str, systems))}")
+    return hosts, [f"{group}={','.join(members)}" for group, members in groups.items()], emulate
 
 
 def write_instance_config(bed: Testbed, path: Path) -> None:
@@ -853,14 +898,16 @@ def write_instance_config(bed: Testbed, path: Path) -> None:
 def cmd_up(args) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupted)
     signal.signal(signal.SIGINT, _raise_interrupted)
-    host_texts, group_texts = list(args.hosts), list(args.group)
+    host_texts, group_texts, emulate_texts = list(args.hosts), list(args.group), list(args.emulate)
     if args.platforms:
-        more_hosts, more_groups = parse_platforms(args.platforms)
+        more_hosts, more_groups, more_emulate = parse_platforms(args.platforms)
         host_texts += more_hosts
         group_texts += more_groups
+        emulate_texts += more_emulate
     specs = [parse_host_spec(text) for text in host_texts]
     groups = parse_groups(group_texts, [spec.name for spec in specs])
-    bed = up(args.name, specs, groups, args.timeout)
+    emulate = parse_emulate(emulate_texts, [spec.name for spec in specs])
+    bed = up(args.name, specs, groups, args.timeout, emulate=emulate)
     if args.instance_config:
         write_instance_config(bed, Path(args.instance_config))
     return 0
@@ -906,7 +953,8 @@ def cmd_status(args) -> int:
         for host in bed.hosts:
             state = "running" if _alive(host.pid) else "STOPPED"
             print(f"  {host.name:<16} {host.release:<16} Nix {host.nix_version:<8} "
-                  f"{host.address}:{host.port:<5} pid {host.pid} {state}")
+                  f"{host.address}:{host.port:<5} pid {host.pid} {state}"
+                  + (f" emulates {','.join(host.emulated)}" if host.emulated else ""))
     return 0
 
 
@@ -931,8 +979,11 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--timeout", type=float, default=float(os.environ.get("TESTBED_TIMEOUT", 120)),
                       help="seconds until every host must be ready (default 120)")
     p_up.add_argument("--platforms", metavar="JSON",
-                      help="molecule platforms: [{name, release, port?, groups?}, ...]")
+                      help="molecule platforms: [{name, release, port?, groups?, emulate?}, ...]")
     p_up.add_argument("--instance-config", metavar="FILE", help="also write molecule's instance config")
+    p_up.add_argument("--emulate", action="append", default=[], metavar="HOST=SYSTEM[,SYSTEM]",
+                      help="register qemu for SYSTEM in this machine's kernel and show binfmt_misc to HOST, "
+                           "e.g. b1=aarch64-linux (repeatable; `down` removes the registration)")
     p_up.add_argument("hosts", nargs="*", metavar="HOST=RELEASE[:PORT]")
     p_up.set_defaults(func=cmd_up)
     p_down = sub.add_parser("down", help="stop hosts, remove mounts and state")

@@ -146,6 +146,14 @@ def host(tmp_path, monkeypatch):
 def cpu_count():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
+BINFMT_AARCH64 = """enabled
+interpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P
+flags: POCF
+offset 0
+magic 7f454c460201010000000000000000000200b700
+mask ffffffffffffff00fffffffffffffffffeffffff
+"""
+
 
 def test_debian_package_on_bookworm(run_module, host):
     host.binaries("/usr/bin")
@@ -153,6 +161,11 @@ def test_debian_package_on_bookworm(run_module, host):
     host.socket_dir(group="nix-users")
     host.file("/etc/nix/nix.conf", "build-users-group = nixbld\n")
     host.file("/dev/kvm", "", 0o666)
+    # Debian's qemu-user-static registered aarch64 (with F); a disabled arm entry runs nothing.
+    host.file("/proc/sys/fs/binfmt_misc/register", "")
+    host.file("/proc/sys/fs/binfmt_misc/status", "enabled\n")
+    host.file("/proc/sys/fs/binfmt_misc/qemu-aarch64", BINFMT_AARCH64)
+    host.file("/proc/sys/fs/binfmt_misc/qemu-arm", "disabled\n" + BINFMT_AARCH64.split("\n", 1)[1])
     host.build_users(10)
     host.host_keys()
     host.ssh_client("/usr/bin")
@@ -181,6 +194,9 @@ def test_debian_package_on_bookworm(run_module, host):
     assert result["systems"] == ["x86_64-linux", "i686-linux"]
     assert result["system_features"] == ["benchmark", "big-parallel", "kvm", "nixos-test", "uid-range"]
     assert result["kvm"] is True
+    assert [(e["name"], e["enabled"], e["system"], e["fix_binary"]) for e in result["binfmt"]] == [
+        ("qemu-aarch64", True, "aarch64-linux", True), ("qemu-arm", False, "aarch64-linux", True)]
+    assert result["binfmt_systems"] == ["aarch64-linux"]
     # Only the settings the checks compare against; never one that may hold a secret.
     assert result["settings"] == {"max-jobs": "1", "min-free": "1073741824"}
     assert "ghp_secret" not in repr(result)
