@@ -167,8 +167,9 @@ def ansible_env():
 class Testbed:
     """Hosts from testbed.py; `with` always brings them down again."""
 
-    def __init__(self, name, hosts, groups):
+    def __init__(self, name, hosts, groups, emulate=None):
         self.name, self.hosts, self.groups = name, hosts, groups
+        self.emulate = emulate or {}
         self.inventory = os.path.join(REPO, ".testbed", name, "inventory.yml")
         self.vars = {}
         self._started = False
@@ -178,6 +179,8 @@ class Testbed:
         command += [f"{host}={release}" for host, release in self.hosts.items()]
         for group, members in self.groups.items():
             command += ["--group", f"{group}={','.join(members)}"]
+        for host, systems in self.emulate.items():
+            command += ["--emulate", f"{host}={','.join(systems)}"]
         log(f"testbed up {self.name}: {' '.join(command[4:])}")
         self._started = True  # `up` cleans up after itself, `down` is harmless if it did
         subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
