@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import testinfra
@@ -68,3 +71,26 @@ def client_record(client, builder: str) -> dict:
     records = [r for r in client_records(client) if r["name"] == builder]
     assert len(records) == 1, f"{builder} recorded {len(records)} times: {client_records(client)}"
     return records[0]
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def site(*args: str) -> subprocess.CompletedProcess:
+    """site.yml over the scenario's inventory with extra ansible-playbook ARGS, plain text output."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".testbed" / "collections"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="1")
+    env.pop("ANSIBLE_FORCE_COLOR", None)
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", INVENTORY,
+                           str(PROJECT / "playbooks" / "site.yml"), *args],
+                          capture_output=True, text=True, env=env, check=False, timeout=900)
+
+
+def recap(out: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP counters by host."""
+    rows = {}
+    for line in ANSI.sub("", out).splitlines():
+        match = re.match(r"^(\S+)\s+:\s+(.*)$", line)
+        if match and "ok=" in match.group(2):
+            rows[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return rows

@@ -68,9 +68,16 @@ options:
     type: string
     choices: [auto, uri, alias]
     default: auto
+  deprecated_external_builders:
+    description:
+      - The items of the deprecated C(local_client_external_builders), added to O(external_builders) with a
+        deprecation warning.
+    type: list
+    elements: dictionary
+    default: []
   external_builders:
     description:
-      - Builders outside the inventory, the items of C(local_client_external_builders) (C(name), C(uri) and
+      - Builders outside the inventory, the items of C(local_client_unmanaged_builders) (C(name), C(uri) and
         C(systems) required).
     type: list
     elements: dictionary
@@ -138,6 +145,8 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible.utils.display import Display
+
 from ansible_collections.nix_remote.builders.plugins.module_utils.builder_records import (
     MARKER,
     RecordError,
@@ -147,13 +156,19 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_record
 
 def builder_records(builders, hostvars, client, nix_version=None, key_path=None, port_style="auto",
                     external_builders=None, previous=None, present=True, capabilities=None, marker=MARKER,
-                    slot_policy="full", overcommit=1.0):
+                    slot_policy="full", overcommit=1.0, deprecated_external_builders=None):
     """Records of every builder of a client (see DOCUMENTATION)."""
     if not key_path:
         raise AnsibleFilterError("builder_records: key_path is required")
+    if deprecated_external_builders:
+        Display().deprecated(
+            "local_client_external_builders is renamed local_client_unmanaged_builders (Nix 2.32's external builders "
+            "are local_client_external_derivation_builders); its items are used as before",
+            version="1.0.0", collection_name="nix_remote.builders")
     try:
         return _builder_records(hostvars, builders, client, nix_version=nix_version, key_path=key_path,
-                                port_style=port_style, external_builders=external_builders or [],
+                                port_style=port_style,
+                                external_builders=list(external_builders or []) + list(deprecated_external_builders or []),
                                 previous=previous or [], present=present, capabilities=capabilities,
                                 marker=marker, slot_policy=slot_policy, overcommit=overcommit)
     except (RecordError, ValueError) as exc:

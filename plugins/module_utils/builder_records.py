@@ -242,15 +242,15 @@ def _or_default(entry, key, default):
 
 
 def external_record(entry, *, key_path):
-    """The record of a builder outside the inventory (an item of local_client_external_builders)."""
+    """The record of a builder outside the inventory (an item of local_client_unmanaged_builders)."""
     if not isinstance(entry, dict):
-        raise RecordError("local_client_external_builders: %r is not a dict" % (entry,))
+        raise RecordError("local_client_unmanaged_builders: %r is not a dict" % (entry,))
     for key in ("name", "uri", "systems"):
         if not entry.get(key):
-            raise RecordError("local_client_external_builders: an entry has no %s: %r" % (key, entry))
+            raise RecordError("local_client_unmanaged_builders: an entry has no %s: %r" % (key, entry))
     uri = entry["uri"]
     if not isinstance(uri, str):
-        raise RecordError("local_client_external_builders %s: uri %r is not a string" % (entry["name"], uri))
+        raise RecordError("local_client_unmanaged_builders %s: uri %r is not a string" % (entry["name"], uri))
     host = uri_host(uri)
     return {
         "name": "external:%s" % entry["name"],
@@ -320,7 +320,7 @@ def builder_records(hostvars, builders, client, *, nix_version=None, key_path, p
         machine = r["machine"]
         if not machine.get("systems") or machine["max_jobs"] < 0:
             raise RecordError("builder %s has no systems or a negative max_jobs (check its local_client_builder_overrides "
-                              "or local_client_external_builders entry)" % r["name"])
+                              "or local_client_unmanaged_builders entry)" % r["name"])
     unconfigured = unconfigured_builders(hostvars, builders, client, present)
     records.extend(r for r in previous or [] if r.get("name") in unconfigured)
     return records

@@ -74,6 +74,12 @@ LIX_FIRST_VERSION = (2, 90)
 #    `;` split first, so `;` in a comment started an entry.
 #  - port_in_uri 2.31: user@address:port in an ssh URI (commit 49ba06175e "Add
 #    user@address:port support", src/libstore/ssh.cc passes `-p<port>`).
+#  - external_builders 2.32: the `external-builders` setting (src/libstore/include/nix/store/local-settings.hh,
+#    a JSON list of {systems, program, args}, all three required by ExternalBuilder's from_json in
+#    src/libstore/build/derivation-builder.cc) behind the experimental feature `external-builders`
+#    (src/libutil/experimental-features.cc); Nix runs `program args... <build.json>` as the build
+#    user, outside the sandbox (src/libstore/unix/build/external-derivation-builder.cc), in a local
+#    build slot. Determinate Nix had it first (3.8.4, on a Nix 2.30 base: DETERMINATE_SINCE).
 #  - ssh_reuse: see SSH_REUSE_* above.
 CAPABILITIES_DOC = {
     "ssh_reuse": "ssh connection reuse (ControlMaster) is safe for the daemon's builder connections",
@@ -86,6 +92,7 @@ CAPABILITIES_DOC = {
     "float_speed_factor": "a machines speed factor may be a decimal such as 1.5 (2.20)",
     "machines_comments_first": "a machines text is cut at `#` before `;` splits entries (2.29, 2.28.2, 2.24.15)",
     "port_in_uri": "ssh://user@host:port in a builder URI (2.31)",
+    "external_builders": "the external-builders setting: programs that build for given systems (2.32; Determinate 3.8.4)",
 }
 
 # First release (Nix numbering) of each version-decided capability. A list of ranges stands for
@@ -100,6 +107,13 @@ SINCE = {
     "float_speed_factor": (2, 20),
     "machines_comments_first": [((2, 24, 15), (2, 25)), ((2, 28, 2), (2, 29)), ((2, 29), None)],
     "port_in_uri": (2, 31),
+    "external_builders": (2, 32),
+}
+
+# Determinate Nix reports the Nix release it is based on; where it had a capability before Nix,
+# the first base it had it on.
+DETERMINATE_SINCE = {
+    "external_builders": (2, 30),
 }
 
 # What Lix has: the capabilities of its Nix 2.18 base (its own numbering says nothing about
@@ -107,7 +121,7 @@ SINCE = {
 # LIX_WITH: what the collection read from Lix's number (2.9x >= 2.19, 2.20) before this table
 # and keeps doing. Lix's own source is not checked here; a Lix test host would settle them.
 LIX_BASE = (2, 18)
-LIX_WITHOUT = ("port_in_uri", "config_show", "machines_comments_first")
+LIX_WITHOUT = ("port_in_uri", "config_show", "machines_comments_first", "external_builders")
 LIX_WITH = ("store_info", "float_speed_factor")
 
 
@@ -159,6 +173,8 @@ def supports(capability: str, version, implementation: str | None = "nix") -> bo
             return True
         vt = LIX_BASE
     since = SINCE[capability]
+    if (implementation or "nix") == "determinate" and capability in DETERMINATE_SINCE:
+        since = DETERMINATE_SINCE[capability]
     ranges = since if isinstance(since, list) else [(since, None)]
     return any(vt >= first and (before is None or vt < before) for first, before in ranges)
 

@@ -132,6 +132,12 @@ capabilities:
           before, a C(;) in a comment starts an entry.
       type: bool
       returned: always
+    external_builders:
+      description:
+        - The C(external-builders) setting (behind the experimental feature of that name) exists (Nix 2.32 and later;
+          Determinate Nix 3.8.4 and later, on a Nix 2.30 base). Lix has no such setting.
+      type: bool
+      returned: always
   sample:
     ssh_reuse: true
     ssh_reuse_reason: Nix 2.26.3 checks for a running master first (2.17 and later)
@@ -144,6 +150,7 @@ capabilities:
     store_info: true
     float_speed_factor: true
     machines_comments_first: false
+    external_builders: false
 multi_user:
   description: Whether a Nix daemon is installed (a service for it, NixOS, or the daemon socket directory).
   returned: always

@@ -66,8 +66,9 @@ def test_an_aarch64_derivation_builds_on_the_emulating_builder(client, busybox_d
     """The aarch64 busybox is the derivation's builder: its `uname -m` says aarch64 only when the
     aarch64 binary ran (an x86_64 one would say x86_64), and the output exists on builder-port."""
     host = host_of(client)
+    assert host.run(f"mkdir -p {STAGE}").rc == 0
     result = host.ansible("copy", f"src={busybox_dir}/busybox dest={STAGE}/busybox mode=0755", check=False)
-    assert not result.get("failed"), result
+    assert not result.get("failed") and host.file(f"{STAGE}/busybox").is_file, result
     nonce = uuid.uuid4().hex[:12]
     expr = (f'let bb = builtins.path {{ path = {STAGE}; name = "busybox-arm64"; }}; in '
             f'derivation {{ name = "emulated-{nonce}"; system = "aarch64-linux"; builder = "${{bb}}/busybox"; '

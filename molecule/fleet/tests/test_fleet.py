@@ -17,16 +17,15 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from fleet import BUILDERS, CLIENTS, INVENTORY, LIVE_MACHINES, MACHINES, PROJECT, client_record, health_on, host_of, login
+from fleet import (BUILDERS, CLIENTS, LIVE_MACHINES, MACHINES, PROJECT, client_record, health_on, host_of, login, recap,
+                   site)
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "fleet")
 HEALTH_CLIENTS = [c for c in CLIENTS if health_on(c)]
 SERVICE = "nix-remote-builders-health.service"
 DOWN = "# down (nix-remote-builders-health): "
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def capacity(builder: str) -> int:
@@ -64,24 +63,6 @@ def wait_for(condition, timeout: float, what: str) -> float:
 def blackhole(builder: str, state: str) -> None:
     subprocess.run([sys.executable, str(PROJECT / "tests/testbed/testbed.py"), "blackhole",
                     "--name", f"molecule-{SCENARIO}", builder, state], check=True, capture_output=True)
-
-
-def site(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".testbed" / "collections"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="1")
-    env.pop("ANSIBLE_FORCE_COLOR", None)
-    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", INVENTORY,
-                           str(PROJECT / "playbooks" / "site.yml"), *args],
-                          capture_output=True, text=True, env=env, check=False, timeout=900)
-
-
-def recap(out: str) -> dict[str, dict[str, int]]:
-    rows = {}
-    for line in ANSI.sub("", out).splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line)
-        if match and "ok=" in match.group(2):
-            rows[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
-    return rows
 
 
 def derivations(tag: str, count: int) -> str:

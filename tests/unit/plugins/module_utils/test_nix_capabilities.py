@@ -145,3 +145,16 @@ def test_the_other_parsers_are_the_same_function():
     assert machines.nix_version_tuple is nix_version_tuple
     assert machines.parse_nix_version("2.31.0pre2025") == (2, 31, 0)
     assert machines.parse_nix_version(None) == (2, 4, 0)
+
+
+@pytest.mark.parametrize("version, implementation, expected", [
+    ("2.31.3", "nix", False),
+    ("2.32.0", "nix", True),
+    ("2.34.8", "nix", True),
+    ("2.30.2", "determinate", True),   # Determinate 3.8.5 reports its Nix base
+    ("2.29.1", "determinate", False),
+    ("2.93.0", "lix", False),
+    (None, "nix", False),
+])
+def test_external_builders(version, implementation, expected):
+    assert capabilities(version, implementation)["external_builders"] is expected
