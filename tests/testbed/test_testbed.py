@@ -45,13 +45,19 @@ def assert_gone(name: str) -> None:
     assert not testbed.state_dir(name).exists()
 
 
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+# Whether this machine had binfmt_misc mounted before the self-test: `down` must leave it so.
+BINFMT_MOUNTED_BEFORE = (BINFMT / "register").exists()
+
+
 @pytest.fixture(scope="module")
 def bed(request):
     name = f"selftest-{os.getpid()}"
     request.addfinalizer(lambda: (testbed.teardown(name), assert_gone(name)))
     specs = [testbed.parse_host_spec(f"{host}={release}") for host, release in HOSTS.items()]
     specs[1].port = 2222
-    return testbed.up(name, specs, {"nix_builders": ["b", "c", "e"], "nix_clients": ["d"]}, timeout=180)
+    return testbed.up(name, specs, {"nix_builders": ["b", "c", "e"], "nix_clients": ["d"]}, timeout=180,
+                      emulate={"e": ["aarch64-linux"]})
 
 
 def ssh(bed, host_name: str, command: str) -> subprocess.CompletedProcess:
@@ -182,8 +188,22 @@ def test_interrupting_up_leaves_nothing():
     assert_gone(name)
 
 
+def test_emulation_is_registered_on_the_machine_and_shown_only_to_its_host(bed):
+    entry = BINFMT / f"testbed-{bed.name}-aarch64"
+    text = entry.read_text()
+    assert text.startswith("enabled\n") and "\nflags: F\n" in text, text
+    assert "magic 7f454c460201010000000000000000000200b700" in text
+    inside = ssh(bed, "e", f"cat /proc/sys/fs/binfmt_misc/{entry.name} && ! touch /proc/sys/fs/binfmt_misc/status")
+    assert inside.returncode == 0 and inside.stdout == text, inside.stderr
+    assert ssh(bed, "b", f"test -e /proc/sys/fs/binfmt_misc/{entry.name}").returncode != 0
+
+
 def test_down_leaves_no_process_and_no_mount(bed):
     result = run_testbed("down", "--name", bed.name)
     assert result.returncode == 0, result.stderr
     assert_gone(bed.name)
+    assert not (BINFMT / f"testbed-{bed.name}-aarch64").exists()
+    others = [p.name for p in BINFMT.glob("*") if p.name not in ("register", "status")]
+    if not others:  # a registration of someone else keeps binfmt_misc mounted
+        assert (BINFMT / "register").exists() == BINFMT_MOUNTED_BEFORE
     assert "selftest" not in run_testbed("status").stdout

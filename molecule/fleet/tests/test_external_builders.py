@@ -1,6 +1,6 @@
 """A real build through Nix's external-builders on real hosts (issue 15 part 2).
 
-client-sid runs Nix 2.34. The test installs tests/external_builder/run-build (a minimal external
+client-sid runs Nix 2.34. The test installs tests/external_builder/run_build.py (a minimal external
 builder that follows the JSON protocol Nix documents and runs the build it is given), runs
 site.yml for client-sid with local_client_external_derivation_builders naming it for
 aarch64-linux, and builds an aarch64-linux derivation with no remote builder (`--builders ''`):
@@ -30,9 +30,12 @@ CONF = "/etc/nix/nix.conf"
 
 
 @pytest.fixture(scope="module")
-def configured():
+def configured(tmp_path_factory):
     host = host_of(CLIENT)
-    for src, dest, mode in ((PROJECT / "tests/external_builder/run-build", PROGRAM, "0755"),
+    # The program with the interpreter line the repository's copy leaves out (it is a module there).
+    program = tmp_path_factory.mktemp("external-builder") / "run-build"
+    program.write_text("#!/usr/bin/python3\n" + (PROJECT / "tests/external_builder/run_build.py").read_text())
+    for src, dest, mode in ((program, PROGRAM, "0755"),
                             (binfmt_host.foreign_busybox("aarch64-linux", testbed.CACHE, testbed.MIRROR) / "busybox",
                              f"{STAGE}/busybox", "0755")):
         assert host.run(f"mkdir -p {dest.rsplit('/', 1)[0]}").rc == 0

@@ -100,7 +100,6 @@ def test_sandbox_interpreters_only_without_fix_binary():
     assert binfmt.sandbox_interpreters(entries + [fixed], ["riscv64-linux"]) == []
 
 
-
 # sid's qemu-user-binfmt, /usr/lib/binfmt.d/qemu-aarch64.conf.
 CONF_AARCH64 = (r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:"
                 r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64:OPF")

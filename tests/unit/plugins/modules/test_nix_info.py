@@ -146,6 +146,7 @@ def host(tmp_path, monkeypatch):
 def cpu_count():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
+
 BINFMT_AARCH64 = """enabled
 interpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P
 flags: POCF

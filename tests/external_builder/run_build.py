@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """A minimal external builder for Nix's `external-builders` (Nix 2.32 and later), for the tests.
 
 Nix runs `run-build [args...] <build.json>` as a build user, with the pty as stdout and stderr, in
@@ -15,6 +14,9 @@ as a local build's child prints it before it executes the builder.
 
 The first argument must be `--tag=TEXT`: it is printed into the build log, so a test can tell that
 this program built the derivation.
+
+Standard library only. The tests install it with a `#!/usr/bin/python3` line in front (it is kept
+here without one, as a module the unit tests import).
 """
 
 import json
