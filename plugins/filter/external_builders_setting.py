@@ -13,7 +13,7 @@ author:
   - nix_remote.builders contributors (@nix_remote)
 description:
   - Renders C(local_client_external_derivation_builders) as the value of nix.conf's C(external-builders) (Nix 2.32
-    and later): a JSON list of objects with C(systems), C(program) and C(args), all three present, as Nix's
+    and later), a JSON list of objects with C(systems), C(program) and C(args), all three present, as Nix's
     C(ExternalBuilder) requires (src/libstore/build/derivation-builder.cc).
   - The JSON is compact and on one line. nix.conf splits a value into words and joins them with one space, so a value
     without runs of spaces reads back as written. A value Nix would read differently is refused, naming the item and field.

@@ -45,8 +45,8 @@ def main(argv):
     args = [real(arg) for arg in build["args"]]
     sys.stderr.write("\x02\n")
     sys.stderr.flush()
-    print("run-build %s: building %s for %s with %s" % (tag, ", ".join(sorted(build["outputs"].values())),
-                                                      build["system"], build["builder"]), flush=True)
+    outputs = ", ".join(sorted(build["outputs"].values()))
+    print("run-build %s: building %s for %s with %s" % (tag, outputs, build["system"], build["builder"]), flush=True)
     os.chdir(build["tmpDir"])
     os.execve(real(build["builder"]), [real(build["builder"])] + args, env)
     return 127

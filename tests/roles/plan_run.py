@@ -32,11 +32,13 @@ def playbook_env(work, **extra: str) -> dict:
     )
 
 
-def run_plan(work, inventory: dict, extra_args: tuple = ("--check",)) -> tuple[dict, subprocess.CompletedProcess]:
-    """Run site.yml in WORK on INVENTORY; return host -> [(task name, result)] in run order, and the process."""
+def run_plan(work, inventory: dict, extra_args: tuple = ("--check",), env: dict | None = None
+             ) -> tuple[dict, subprocess.CompletedProcess]:
+    """Run site.yml in WORK on INVENTORY (with ENV added to the environment); return host -> [(task name,
+    result)] in run order, and the process."""
     (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (work / "ansible.cfg").write_text("[defaults]\n")
-    environ = playbook_env(work)
+    environ = playbook_env(work, **(env or {}))
     run = subprocess.run(
         [os.path.join(BIN, "ansible-playbook"), "-i", "inventory.yml", *extra_args,
          os.path.join(REPO, "playbooks", "site.yml")],

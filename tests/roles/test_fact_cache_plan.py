@@ -1,0 +1,63 @@
+"""Fact caching (issue 17 item 4): with the jsonfile cache that AWX-style runs use, a run limited to
+the clients (`--limit nix_clients`) finds the builders' exports from an earlier run and plans their
+entries, instead of keeping old entries and warning that the builders were not configured; a
+withdrawn builder's cached export is the withdrawal. Planned with site.yml --check on local hosts.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from plan_run import failures, never_ran, run_plan, task
+from test_linux_plan import linux_nix, machines
+
+WARN = "Warn about builders that were not configured in this run"
+WORK_OUT = "Work out the builders from the inventory and local_client_unmanaged_builders"
+
+
+def _inventory(nix, builder_vars=None):
+    return {"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
+                 "remote_builder_nix_info_override": nix, "local_client_nix_info_override": nix},
+        "children": {"nix_builders": {"hosts": {"builder": {"ansible_host": "192.0.2.10", **(builder_vars or {})}}},
+                     "nix_clients": {"hosts": {"client": {}}}}}}
+
+
+def _cache_env(work):
+    return {"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile", "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(work / "facts"),
+            "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400"}
+
+
+def test_a_client_only_run_uses_the_cached_exports(tmp_path):
+    nix = linux_nix("debian", str(tmp_path / "etc-nix"))
+    first, run = run_plan(tmp_path, _inventory(nix), ("--check",), env=_cache_env(tmp_path))
+    assert not failures(first), (failures(first), run.stderr[-2000:])
+    cached = [p.name for p in (tmp_path / "facts").iterdir()]
+    assert [n for n in cached if n.endswith("builder")], f"the export was not cached: {cached}"
+
+    limited, run = run_plan(tmp_path, _inventory(nix), ("--check", "--limit", "nix_clients"), env=_cache_env(tmp_path))
+    assert not failures(limited), (failures(limited), run.stderr[-2000:])
+    assert "builder" not in limited
+    assert never_ran(limited["client"], WARN)
+    assert "192.0.2.10" in machines(limited)
+    assert [r["name"] for r in task(limited["client"], WORK_OUT)["ansible_facts"]["__local_client_records"]] == ["builder"]
+
+
+def test_without_a_cache_the_limited_run_keeps_old_entries_and_warns(tmp_path):
+    nix = linux_nix("debian", str(tmp_path / "etc-nix"))
+    limited, run = run_plan(tmp_path, _inventory(nix), ("--check", "--limit", "nix_clients"))
+    assert not failures(limited), (failures(limited), run.stderr[-2000:])
+    assert "builder" in task(limited["client"], WARN)["msg"]
+
+
+def test_a_withdrawn_builder_s_cached_export_is_the_withdrawal(tmp_path):
+    nix = linux_nix("debian", str(tmp_path / "etc-nix"))
+    run_plan(tmp_path, _inventory(nix), ("--check",), env=_cache_env(tmp_path))
+    withdrawn, run = run_plan(tmp_path, _inventory(nix, {"nix_remote_state": "absent"}), ("--check", "--limit", "builder"),
+                              env=_cache_env(tmp_path))
+    assert not [f for f in failures(withdrawn) if "Restart" not in f[1]], (failures(withdrawn), run.stderr[-2000:])
+    limited, run = run_plan(tmp_path, _inventory(nix), ("--check", "--limit", "nix_clients"), env=_cache_env(tmp_path))
+    assert not failures(limited), (failures(limited), run.stderr[-2000:])
+    # Withdrawn, not unconfigured: no entry planned and no warning.
+    assert task(limited["client"], WORK_OUT)["ansible_facts"]["__local_client_records"] == []
+    assert never_ran(limited["client"], WARN)
