@@ -32,8 +32,8 @@ def playbook_env(work, **extra: str) -> dict:
     )
 
 
-def run_plan(work, inventory: dict, extra_args: tuple = ("--check",), env: dict | None = None
-             ) -> tuple[dict, subprocess.CompletedProcess]:
+def run_plan(work, inventory: dict, extra_args: tuple = ("--check",), env: dict | None = None,
+             playbook: str | None = None) -> tuple[dict, subprocess.CompletedProcess]:
     """Run site.yml in WORK on INVENTORY (with ENV added to the environment); return host -> [(task name,
     result)] in run order, and the process."""
     (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
@@ -41,7 +41,7 @@ def run_plan(work, inventory: dict, extra_args: tuple = ("--check",), env: dict 
     environ = playbook_env(work, **(env or {}))
     run = subprocess.run(
         [os.path.join(BIN, "ansible-playbook"), "-i", "inventory.yml", *extra_args,
-         os.path.join(REPO, "playbooks", "site.yml")],
+         playbook or os.path.join(REPO, "playbooks", "site.yml")],
         cwd=work, env=environ, capture_output=True, text=True, timeout=300, check=False,
     )
     try:
