@@ -139,16 +139,19 @@ def test_a_name_in_use_is_refused_and_the_running_testbed_untouched(bed):
 def test_not_root_is_refused():
     # A real process under a real non-root uid. The checkout may sit where that user cannot
     # read it (root's clone under /root, mode 0700), and so may the venv's Python and pytest's
-    # tmp_path (/tmp/pytest-of-root is 0700): run a copy of the script (it needs only the
-    # standard library) with the system Python, from a directory of its own under /tmp.
+    # tmp_path (/tmp/pytest-of-root is 0700): run a copy of the script and its helper module (they
+    # need only the standard library) with the system Python, from a directory of its own under /tmp.
     with tempfile.TemporaryDirectory(prefix="testbed-notroot-", dir="/tmp") as top:
         runner = Path(top)
         (runner / "tests" / "testbed").mkdir(parents=True)
         copy = runner / "tests" / "testbed" / "testbed.py"
         copy.write_bytes(SCRIPT.read_bytes())
+        helper = copy.parent / "binfmt_host.py"  # the module testbed.py imports
+        helper.write_bytes((SCRIPT.parent / "binfmt_host.py").read_bytes())
         for path in (runner, runner / "tests", copy.parent):
             path.chmod(0o755)
         copy.chmod(0o644)
+        helper.chmod(0o644)
         result = _run_as_nobody(runner, copy)
         made = (runner / ".testbed").exists()
     assert result.returncode == 1, result.stderr
