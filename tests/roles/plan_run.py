@@ -76,3 +76,19 @@ def never_ran(results: list, suffix: str) -> bool:
 
 def ran(result: dict) -> bool:
     return not result.get("skipped")
+
+
+def plan_one_pair(work, nix, extra_args: tuple = ("--check", "--diff"), **extra) -> tuple[dict, subprocess.CompletedProcess]:
+    """Plan site.yml for one local builder (192.0.2.10) and one client, both on the platform NIX describes,
+    with EXTRA as inventory variables and a NixOS configuration directory in WORK."""
+    nixos_dir = work / "etc-nixos"
+    nixos_dir.mkdir()
+    (nixos_dir / "configuration.nix").write_text("{ ... }:\n{\n  imports = [ ];\n}\n")
+    inventory = {"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
+                 "remote_builder_nix_info_override": nix, "local_client_nix_info_override": nix,
+                 "remote_builder_nixos_config_dir": str(nixos_dir), "local_client_nixos_config_dir": str(nixos_dir),
+                 **extra},
+        "children": {"nix_builders": {"hosts": {"builder": {"ansible_host": "192.0.2.10"}}},
+                     "nix_clients": {"hosts": {"client": {}}}}}}
+    return run_plan(work, inventory, extra_args)

@@ -9,11 +9,10 @@ and a real aarch64 build through qemu run on the testbed (molecule/fleet).
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
-from plan_run import failures, never_ran, run_plan, task
+from plan_run import failures, never_ran, plan_one_pair, task
 from test_linux_plan import linux_nix, machines
 from test_darwin_plan import darwin_nix
 
@@ -24,18 +23,7 @@ RISCV_NO_F = dict(AARCH64_F, name="qemu-riscv64", interpreter="/usr/bin/qemu-ris
 
 
 def _plan(tmp_path_factory, nix, **extra):
-    work = tmp_path_factory.mktemp("emulation")
-    nixos_dir = work / "etc-nixos"
-    nixos_dir.mkdir()
-    (nixos_dir / "configuration.nix").write_text("{ ... }:\n{\n  imports = [ ];\n}\n")
-    inventory = {"all": {
-        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
-                 "remote_builder_nix_info_override": nix, "local_client_nix_info_override": nix,
-                 "remote_builder_nixos_config_dir": str(nixos_dir), "local_client_nixos_config_dir": str(nixos_dir),
-                 **extra},
-        "children": {"nix_builders": {"hosts": {"builder": {"ansible_host": "192.0.2.10"}}},
-                     "nix_clients": {"hosts": {"client": {}}}}}}
-    return run_plan(work, inventory, ("--check", "--diff"))
+    return plan_one_pair(tmp_path_factory.mktemp("emulation"), nix, **extra)
 
 
 def _debian(tmp_path_factory, entries, **extra):

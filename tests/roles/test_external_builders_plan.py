@@ -10,12 +10,11 @@ program, a malformed item. The real build through an external builder runs on th
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_capabilities import capabilities
-from plan_run import failures, never_ran, run_plan, task
+from plan_run import failures, never_ran, plan_one_pair, task
 from test_darwin_plan import darwin_nix
 from test_linux_plan import linux_nix
 
@@ -24,17 +23,7 @@ REFUSE = "nix_remote.builders.local_client : Refuse external derivation builders
 
 
 def _plan(work, nix, **extra):
-    nixos_dir = work / "etc-nixos"
-    nixos_dir.mkdir()
-    (nixos_dir / "configuration.nix").write_text("{ ... }:\n{\n  imports = [ ];\n}\n")
-    inventory = {"all": {
-        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
-                 "remote_builder_nix_info_override": nix, "local_client_nix_info_override": nix,
-                 "remote_builder_nixos_config_dir": str(nixos_dir), "local_client_nixos_config_dir": str(nixos_dir),
-                 **extra},
-        "children": {"nix_builders": {"hosts": {"builder": {"ansible_host": "192.0.2.10"}}},
-                     "nix_clients": {"hosts": {"client": {}}}}}}
-    return run_plan(work, inventory, ("--check", "--diff", "--limit", "client"))
+    return plan_one_pair(work, nix, ("--check", "--diff", "--limit", "client"), **extra)
 
 
 def _program(work):
