@@ -31,6 +31,10 @@ options:
     type: list
     elements: string
     default: []
+  key_fact:
+    description: The fact that holds each host's public key; C(remote_builder_upload_public_key) for a cache's upload user.
+    type: string
+    default: local_client_public_key
 """
 
 EXAMPLES = r"""
@@ -54,10 +58,10 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export
 )
 
 
-def authorized_key_sources(clients, hostvars, extra_keys=None):
+def authorized_key_sources(clients, hostvars, extra_keys=None, key_fact="local_client_public_key"):
     """The keys to authorize (see DOCUMENTATION)."""
     try:
-        return _authorized_key_sources(clients, hostvars, extra_keys or [])
+        return _authorized_key_sources(clients, hostvars, extra_keys or [], key_fact)
     except (AttributeError, TypeError) as exc:
         raise AnsibleFilterError("authorized_key_sources: a key that is not a string (%s)" % exc) from exc
     except ValueError as exc:  # ExportError: a key that is not one public key line

@@ -36,6 +36,10 @@ options:
     description: The text of the file the last run wrote (empty when there is none).
     type: string
     default: ''
+  role:
+    description: The role named in the file's header comment.
+    type: string
+    default: remote_builder
 """
 
 EXAMPLES = r"""
@@ -59,10 +63,10 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export
 )
 
 
-def authorized_keys_file(keys, command, keyless=None, previous=""):
+def authorized_keys_file(keys, command, keyless=None, previous="", role="remote_builder"):
     """The authorized_keys text (see DOCUMENTATION)."""
     try:
-        return _authorized_keys_file(keys, command, keyless or [], previous or "")
+        return _authorized_keys_file(keys, command, keyless or [], previous or "", role)
     except (KeyError, TypeError) as exc:
         raise AnsibleFilterError("authorized_keys_file: a key without source or key (%s)" % exc) from exc
 

@@ -27,6 +27,10 @@ options:
     description: The host variables by host (C(hostvars)).
     type: dictionary
     required: true
+  key_fact:
+    description: The fact that holds each host's public key; C(remote_builder_upload_public_key) for a cache's upload user.
+    type: string
+    default: local_client_public_key
 """
 
 EXAMPLES = r"""
@@ -47,9 +51,9 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export
 )
 
 
-def keyless_clients(clients, hostvars):
+def keyless_clients(clients, hostvars, key_fact="local_client_public_key"):
     """Clients without a key fact (see DOCUMENTATION)."""
-    return _keyless_clients(clients, hostvars)
+    return _keyless_clients(clients, hostvars, key_fact)
 
 
 class FilterModule(object):

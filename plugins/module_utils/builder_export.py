@@ -148,13 +148,14 @@ def _present(host_vars):
 _PUBLIC_KEY_LINE = re.compile(r"^(ssh-[a-z0-9-]+|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( [^\n]*)?$")
 
 
-def authorized_key_sources(clients, hostvars, extra_keys=()):
-    """The keys to authorize, as ``{'source', 'key'}``: the present clients' local_client_public_key
-    (sorted by name, empty ones skipped), then the extra keys (source ``remote_builder_extra_authorized_keys[i]``)."""
+def authorized_key_sources(clients, hostvars, extra_keys=(), key_fact="local_client_public_key"):
+    """The keys to authorize, as ``{'source', 'key'}``: the present clients' KEY_FACT (local_client_public_key;
+    remote_builder_upload_public_key for a cache's upload user), sorted by name, empty ones skipped, then the
+    extra keys (source ``remote_builder_extra_authorized_keys[i]``)."""
     keys = []
     for client in sorted(clients or []):
         hv = _get(hostvars, client, {})
-        key = _get(hv, "local_client_public_key") or ""
+        key = _get(hv, key_fact) or ""
         if _present(hv) and len(key) > 0:
             keys.append({"source": client, "key": key.strip()})
     for index, key in enumerate(extra_keys or []):
@@ -170,10 +171,10 @@ def authorized_key_sources(clients, hostvars, extra_keys=()):
 _UNSET = object()
 
 
-def keyless_clients(clients, hostvars):
-    """Present clients without a local_client_public_key fact (their key play did not run)."""
+def keyless_clients(clients, hostvars, key_fact="local_client_public_key"):
+    """Present clients without a KEY_FACT fact (their key play did not run)."""
     return [c for c in sorted(clients or [])
-            if _present(_get(hostvars, c, {})) and _get(_get(hostvars, c, {}), "local_client_public_key", _UNSET) is _UNSET]
+            if _present(_get(hostvars, c, {})) and _get(_get(hostvars, c, {}), key_fact, _UNSET) is _UNSET]
 
 
 def previous_lines(text):
@@ -182,10 +183,10 @@ def previous_lines(text):
     return {line[len(MARKER):]: lines[i + 1] for i, line in enumerate(lines[:-1]) if line.startswith(MARKER)}
 
 
-def authorized_keys_file(keys, command, keyless=(), previous_text=""):
+def authorized_keys_file(keys, command, keyless=(), previous_text="", role="remote_builder"):
     """The build user's authorized_keys: every key locked to COMMAND (restrict, forced command),
     each after a ``# source:`` line; then the lines the keyless clients had in PREVIOUS_TEXT."""
-    out = [HEADER]
+    out = [HEADER.replace("remote_builder", role)]
     for k in keys or []:
         out += [MARKER + k["source"], 'restrict,command="%s" %s' % (command, k["key"])]
     previous = previous_lines(previous_text)

@@ -236,7 +236,7 @@ system_features:
 settings:
   description:
     - The effective values of the settings the collection's checks compare against (C(max-jobs), C(cores),
-      C(min-free), C(max-free)), as Nix reports them; empty when Nix cannot report them. No other setting is
+      C(min-free), C(max-free)), and C(post-build-hook), which the fleet cache's upload needs, as Nix reports them; empty when Nix cannot report them. No other setting is
       returned (some hold secrets, such as C(access-tokens)).
   returned: always
   type: dict
@@ -430,7 +430,7 @@ BINARIES = {
 # module's environment must not change what we report about the host.
 # The settings returned as RV(settings): what verify.yml compares against; never one that may hold a secret.
 BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
-REPORTED_SETTINGS = ("max-jobs", "cores", "min-free", "max-free")
+REPORTED_SETTINGS = ("max-jobs", "cores", "min-free", "max-free", "post-build-hook")
 SYSTEM_CONF_ONLY = {"NIX_USER_CONF_FILES": "/nonexistent/nix-remote-builders-no-user-conf", "NIX_CONFIG": ""}
 
 NIX_DARWIN_MARKER = "/run/current-system/darwin-version"
