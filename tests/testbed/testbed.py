@@ -506,24 +506,28 @@ def blackhole_table(name: str) -> str:
     return "testbed_blackhole_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
-def blackhole(name: str, address: str, on: bool) -> None:
-    """Drop (ON) or pass again every packet to ADDRESS, a host of testbed NAME.
+def blackhole(name: str, address: str, on: bool, refuse_port: int | None = None) -> None:
+    """Drop (ON) or pass again every packet to ADDRESS, a host of testbed NAME; with REFUSE_PORT,
+    answer connections to that TCP port with a reset instead (a service that is stopped).
 
     The hosts share the machine's network namespace, each on its own loopback address, so an
     nftables rule on the output hook makes one of them a host whose packets vanish: a connect
-    waits for its timeout, as with a builder behind a dead link.  `down` removes the table."""
+    waits for its timeout, as with a builder behind a dead link.  Off removes every rule of the
+    address.  `down` removes the table."""
     table = blackhole_table(name)
     nft = shutil.which("nft")
     if nft is None:
         raise TestbedError("blackhole needs nft (Debian package nftables; hacking/install-deps.sh installs it)")
     if on:
+        rule = (f"ip daddr {address} tcp dport {int(refuse_port)} reject with tcp reset" if refuse_port
+                else f"ip daddr {address} drop")
         script = (f"table ip {table} {{\n chain output {{\n  type filter hook output priority 0; policy accept;\n"
-                  f"  ip daddr {address} drop\n }}\n}}\n")
+                  f"  {rule}\n }}\n}}\n")
         subprocess.run([nft, "-f", "-"], input=script, text=True, check=True, capture_output=True)
         return
     listed = subprocess.run([nft, "-a", "list", "chain", "ip", table, "output"], text=True, capture_output=True, check=False)
     for line in listed.stdout.splitlines():
-        handle = re.search(r"ip daddr (\S+) drop # handle (\d+)", line)
+        handle = re.search(r"ip daddr (\S+) .*# handle (\d+)", line)
         if handle and handle.group(1) == address:
             subprocess.run([nft, "delete", "rule", "ip", table, "output", "handle", handle.group(2)], check=True)
 
@@ -935,7 +939,7 @@ def cmd_blackhole(args) -> int:
     host = next((host for host in bed.hosts if host.name == args.host), None)
     if host is None:
         raise TestbedError(f"testbed {args.name} has no host {args.host!r}")
-    blackhole(bed.name, host.address, args.state == "on")
+    blackhole(bed.name, host.address, args.state == "on", refuse_port=args.refuse_port)
     return 0
 
 
@@ -994,6 +998,7 @@ def main(argv: list[str] | None = None) -> int:
     p_blackhole.add_argument("--name", required=True)
     p_blackhole.add_argument("host")
     p_blackhole.add_argument("state", choices=["on", "off"])
+    p_blackhole.add_argument("--refuse-port", type=int, help="with on: refuse connections to this TCP port (reset) instead of dropping every packet")
     p_blackhole.set_defaults(func=cmd_blackhole)
     p_status = sub.add_parser("status", help="list running testbeds")
     p_status.add_argument("--name")
