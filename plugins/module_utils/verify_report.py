@@ -393,3 +393,40 @@ def report_junit(rows, generated):
     suites.set("tests", str(tests))
     suites.set("failures", str(failures))
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
+
+
+def cache_rows(host, caches, answers, substituters, trusted_keys, upload=None):
+    """The checks of a host against each fleet binary cache (kind ``builder``: a host's own checks).
+
+    ``caches``: the caches' exports; ``answers``: for each, the result of fetching its nix-cache-info
+    from this host (``status``, ``content`` or ``msg``); ``substituters``: for each, the result of the
+    check whether Nix's effective ``substituters`` list it (listed when its ``rc`` is 0); ``trusted_keys``: Nix's effective
+    ``trusted-public-keys`` (a string).  ``upload``, on a builder that uploads: ``{"path", "found",
+    "seconds"}`` for a path built there for the check.
+    """
+    rows = []
+
+    def row(cache, ok, text):
+        rows.append({"client": host, "builder": "(cache %s)" % cache, "ok": ok, "result": text, "kind": "builder"})
+
+    keys = (trusted_keys or "").split()
+    for cache, answer, listed in zip(caches, answers, substituters):
+        name, url = cache["name"], cache["url"]
+        if answer.get("status") != 200 or "StoreDir:" not in (answer.get("content") or ""):
+            row(name, False, "%s/nix-cache-info does not answer from here (%s): check nginx on %s (`systemctl status "
+                "nginx`) and the network between them" % (url, truncate(str(answer.get("msg") or answer.get("status"))), name))
+        elif (listed or {}).get("rc") != 0:
+            row(name, False, "Nix does not substitute from %s: its effective substituters lack it; run site.yml for this "
+                "host (or see local_client_nix_settings overriding extra-substituters)" % url)
+        elif cache["public_key"] not in keys:
+            row(name, False, "Nix does not trust %s's key (%s): paths from it would be refused; run site.yml for this host"
+                % (name, cache["public_key"].split(":", 1)[0]))
+        else:
+            row(name, True, "%s answers and its key %s is trusted" % (url, cache["public_key"].split(":", 1)[0]))
+    if upload is not None and caches:
+        if upload.get("found"):
+            row(caches[0]["name"], True, "a path built here reached the cache in %.0f s" % upload.get("seconds", 0))
+        else:
+            row(caches[0]["name"], False, "a path built here (%s) did not reach the cache: see `journalctl -u "
+                "nix-fleet-cache-uploader` on this builder" % upload.get("path", "?"))
+    return rows
