@@ -87,3 +87,24 @@ def test_fleet_caches_skip_hosts_without_an_export_or_withdrawn():
     }
     # No cache: the items are empty, so the marker's record removes what an earlier run added.
     assert bc.substituter_items([]) == {"extra-substituters": {"present": []}, "extra-trusted-public-keys": {"present": []}}
+
+
+def test_verify_rows_say_what_holds_and_what_to_do():
+    from ansible_collections.nix_remote.builders.plugins.module_utils.verify_report import cache_rows, report_json
+
+    cache = export()
+    ok = {"status": 200, "content": "StoreDir: /nix/store\n"}
+    rows = cache_rows("b1", [cache], [ok], [{"rc": 0}], "cache.nixos.org-1:x " + PUBLIC,
+                      upload={"path": "/nix/store/x", "found": True, "seconds": 4})
+    assert [(r["builder"], r["ok"]) for r in rows] == [("(cache cache)", True), ("(cache cache)", True)]
+    assert rows[0]["result"] == "http://10.0.0.5:5000 answers and its key cache-1 is trusted"
+    assert rows[1]["result"] == "a path built here reached the cache in 4 s"
+    assert report_json(rows, "now")["builder_checks"] == 2
+    down = cache_rows("c1", [cache], [{"status": -1, "msg": "Connection refused"}], [{"rc": 0}], PUBLIC)
+    assert not down[0]["ok"] and "Connection refused" in down[0]["result"] and "systemctl status nginx" in down[0]["result"]
+    unlisted = cache_rows("c1", [cache], [ok], [{"rc": 1}], PUBLIC)
+    assert not unlisted[0]["ok"] and "effective substituters lack it" in unlisted[0]["result"]
+    untrusted = cache_rows("c1", [cache], [ok], [{"rc": 0}], "cache.nixos.org-1:x")
+    assert not untrusted[0]["ok"] and "does not trust cache's key (cache-1)" in untrusted[0]["result"]
+    lost = cache_rows("b1", [cache], [ok], [{"rc": 0}], PUBLIC, upload={"path": "/nix/store/y", "found": False})
+    assert not lost[1]["ok"] and "journalctl -u nix-fleet-cache-uploader" in lost[1]["result"]
