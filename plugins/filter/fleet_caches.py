@@ -16,6 +16,8 @@ description:
     A cache outside this run (C(--limit)) is found through a fact cache (the export is cacheable).
   - With O(list_items=true), the nix_conf list items instead, C(extra-substituters) (the URLs) and
     C(extra-trusted-public-keys) (the keys), which add the caches to what the host already has.
+  - With O(unknown=true), the names of the present cache hosts that have no export in this run (outside a C(--limit)
+    without a fact cache, or their play failed); the roles then leave the cache settings as they are.
   - The filter is pure and reads only its arguments.
 positional: _input, hostvars
 options:
@@ -32,6 +34,10 @@ options:
     description: Return nix_conf list items rather than the exports.
     type: boolean
     default: false
+  unknown:
+    description: Return the names of the cache hosts without an export instead.
+    type: boolean
+    default: false
 """
 
 EXAMPLES = r"""
@@ -42,18 +48,21 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The exports (see P(nix_remote.builders.binary_cache_export#filter)), or the list items.
+  description: The exports (see P(nix_remote.builders.binary_cache_export#filter)), the list items, or the names.
   type: raw
 """
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.binary_cache import (
     fleet_caches as _fleet_caches,
     substituter_items,
+    unknown_caches,
 )
 
 
-def fleet_caches(names, hostvars, list_items=False):
-    """The caches' exports, or their list items (see DOCUMENTATION)."""
+def fleet_caches(names, hostvars, list_items=False, unknown=False):
+    """The caches' exports, their list items, or the caches without an export (see DOCUMENTATION)."""
+    if unknown:
+        return unknown_caches(names, hostvars)
     caches = _fleet_caches(names, hostvars)
     return substituter_items(caches) if list_items else caches
 

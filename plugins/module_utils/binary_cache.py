@@ -109,6 +109,19 @@ def fleet_caches(names, hostvars):
     return found
 
 
+def unknown_caches(names, hostvars):
+    """The cache hosts NAMES (present ones) without an export in this run: outside a --limit with no
+    fact cache, or their play failed.  What they publish is unknown, so a host keeps the cache
+    settings it has rather than losing them."""
+    unknown = []
+    for name in sorted(names or []):
+        host = hostvars.get(name, {}) if hasattr(hostvars, "get") else {}
+        host = host if hasattr(host, "get") else {}
+        if host.get("nix_remote_state", "present") == "present" and not isinstance(host.get("binary_cache_export"), dict):
+            unknown.append(name)
+    return unknown
+
+
 def substituter_items(caches):
     """nix_conf list_items for the caches: their URLs and public keys added to what is there."""
     return {

@@ -108,3 +108,10 @@ def test_verify_rows_say_what_holds_and_what_to_do():
     assert not untrusted[0]["ok"] and "does not trust cache's key (cache-1)" in untrusted[0]["result"]
     lost = cache_rows("b1", [cache], [ok], [{"rc": 0}], PUBLIC, upload={"path": "/nix/store/y", "found": False})
     assert not lost[1]["ok"] and "journalctl -u nix-fleet-cache-uploader" in lost[1]["result"]
+
+
+def test_a_cache_without_an_export_in_this_run_is_unknown_not_gone():
+    hostvars = {"c1": {"binary_cache_export": export(name="c1")}, "limited-out": {"ansible_host": "10.0.0.9"},
+                "withdrawn": {"nix_remote_state": "absent"}}
+    assert bc.unknown_caches(["withdrawn", "limited-out", "c1"], hostvars) == ["limited-out"]
+    assert bc.unknown_caches([], hostvars) == []
