@@ -12,8 +12,8 @@ no store has seen:
 1. `build`: client c1 builds a set of derivations on builder b1 (its entry as --builders,
    --max-jobs 0): 8 derivations of 1 s that each write a 16 MiB output;
 2. `upload`: (cache only) the time until the cache has every output's narinfo, the uploader's lag;
-3. `again`: client c2 asks for the same set (its own builders, --max-jobs 0): with the cache it
-   substitutes, without it the set is built again on a builder;
+3. `again`: client c2 asks for the same set with no builders (`--builders ''`, local builds
+   allowed, 8 jobs): with the cache it substitutes, without it c2 builds the set again itself;
 4. `dependent`: c1 builds one derivation that reads the whole set, on builder b2 (its entry as
    --builders): with the cache b2 substitutes the inputs (builders-use-substitutes), without it c1
    copies them to b2 over SSH.
@@ -54,16 +54,21 @@ UPLOADER = "nix-fleet-cache-uploader.service"
 QUEUE = "/var/lib/nix-fleet-cache/queue"
 
 
+BUSYBOX_DIR = "/root/cachebench-busybox"  # the client's busybox, the builds' tools (a sandbox has none)
+BB = f'(builtins.path {{ path = {BUSYBOX_DIR}; name = "cachebench-busybox"; }})'
+
+
 def set_expression(nonce):
-    return (f'builtins.genList (i: derivation {{ name = "cachebench-{nonce}-${{toString i}}"; '
-            f'system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" '
-            f'"sleep {SLEEP_S}; head -c {MIB}M /dev/urandom > $out; echo {nonce} $i >> $out" ]; }}) {COUNT}')
+    return (f'let bb = {BB}; in builtins.genList (i: derivation {{ name = "cachebench-{nonce}-${{toString i}}"; '
+            f'system = builtins.currentSystem; builder = "${{bb}}/busybox"; args = [ "sh" "-c" '
+            f'"sleep {SLEEP_S}; ${{bb}}/busybox head -c {MIB * 1024 * 1024} /dev/urandom > $out; echo {nonce} $i >> $out" ]; }}) {COUNT}')
 
 
 def dependent_expression(nonce):
-    return (f'let set = {set_expression(nonce)}; in derivation {{ name = "cachebench-{nonce}-all"; '
-            f'system = builtins.currentSystem; builder = "/bin/sh"; '
-            f'args = [ "-c" "cat ${{builtins.concatStringsSep " " (map toString set)}} | wc -c > $out" ]; }}')
+    return (f'let bb = {BB}; set = {set_expression(nonce)}; in derivation {{ name = "cachebench-{nonce}-all"; '
+            f'system = builtins.currentSystem; builder = "${{bb}}/busybox"; '
+            f'args = [ "sh" "-c" "${{bb}}/busybox cat ${{builtins.concatStringsSep " " (map toString set)}} '
+            f'| ${{bb}}/busybox wc -c > $out" ]; }}')
 
 
 def entry(bed, builder):
@@ -73,8 +78,8 @@ def entry(bed, builder):
     return lines[0]
 
 
-def build(bed, client, expr, builders=None, timeout_s=900):
-    options = "--max-jobs 0" + (f" --builders {shlex.quote(builders)}" if builders is not None else "")
+def build(bed, client, expr, builders=None, timeout_s=900, jobs=0):
+    options = f"--max-jobs {jobs}" + (f" --builders {shlex.quote(builders)}" if builders is not None else "")
     start = time.monotonic()
     out = bed.sh(client, f"timeout {int(timeout_s)} nix-build --no-out-link {options} -E {shlex.quote(expr)} 2>/tmp/cachebench.err"
                  " || { tail -20 /tmp/cachebench.err >&2; exit 1; }")
@@ -101,6 +106,9 @@ def round_(bed, config, timeout_s):
         bed.sh(B1, f"systemctl start {UPLOADER}")
     times = {}
     times["build"], paths = build(bed, C1, set_expression(nonce), entry(bed, B1), timeout_s)
+    size = int(bed.sh(C1, f"stat -c %s {paths[0]}").strip())
+    if size < MIB * 1024 * 1024:
+        raise RuntimeError(f"{paths[0]} has {size} bytes, not {MIB} MiB: the workload did not run as meant")
     start = time.monotonic()
     if config == "cache":
         while not in_cache(bed, paths):
@@ -108,7 +116,7 @@ def round_(bed, config, timeout_s):
                 raise RuntimeError("the uploads did not reach the cache within 300 s")
             time.sleep(0.5)
     times["upload"] = time.monotonic() - start if config == "cache" else 0.0
-    times["again"], again = build(bed, C2, set_expression(nonce), None, timeout_s)
+    times["again"], again = build(bed, C2, set_expression(nonce), "", timeout_s, jobs=COUNT)
     assert sorted(again) == sorted(paths), (again, paths)
     from_cache_c2 = substituted(bed, C2)
     times["dependent"], _out = build(bed, C1, dependent_expression(nonce), entry(bed, B2), timeout_s)
@@ -129,6 +137,8 @@ def bench(rounds, timeout_s):
         for builder in (B1, B2):
             bed.sh(builder, "loginctl enable-linger remotebuild")
         wait_for_user_manager(bed, [B1, B2])
+        for client in (C1, C2):
+            bed.sh(client, f"mkdir -p {BUSYBOX_DIR} && cp /bin/busybox {BUSYBOX_DIR}/busybox")
         log(f"site.yml took {seconds:.0f} s; Nix {nix_version}")
         round_(bed, "none", timeout_s)  # not recorded: first logins
         results = []

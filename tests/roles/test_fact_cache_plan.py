@@ -28,7 +28,9 @@ def _cache_env(work):
             "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400"}
 
 
-def test_a_client_only_run_uses_the_cached_exports(tmp_path):
+def test_a_client_only_run_uses_the_cached_exports_and_a_withdrawal_replaces_them(tmp_path):
+    """One cache through a fleet's life: written by a full run, read by a client-only run, then the
+    builder withdrawn in a run limited to it, whose cached export the next client-only run reads."""
     nix = linux_nix("debian", str(tmp_path / "etc-nix"))
     first, run = run_plan(tmp_path, _inventory(nix), ("--check",), env=_cache_env(tmp_path))
     assert not failures(first), (failures(first), run.stderr[-2000:])
@@ -42,17 +44,6 @@ def test_a_client_only_run_uses_the_cached_exports(tmp_path):
     assert "192.0.2.10" in machines(limited)
     assert [r["name"] for r in task(limited["client"], WORK_OUT)["ansible_facts"]["__local_client_records"]] == ["builder"]
 
-
-def test_without_a_cache_the_limited_run_keeps_old_entries_and_warns(tmp_path):
-    nix = linux_nix("debian", str(tmp_path / "etc-nix"))
-    limited, run = run_plan(tmp_path, _inventory(nix), ("--check", "--limit", "nix_clients"))
-    assert not failures(limited), (failures(limited), run.stderr[-2000:])
-    assert "builder" in task(limited["client"], WARN)["msg"]
-
-
-def test_a_withdrawn_builder_s_cached_export_is_the_withdrawal(tmp_path):
-    nix = linux_nix("debian", str(tmp_path / "etc-nix"))
-    run_plan(tmp_path, _inventory(nix), ("--check",), env=_cache_env(tmp_path))
     withdrawn, run = run_plan(tmp_path, _inventory(nix, {"nix_remote_state": "absent"}), ("--check", "--limit", "builder"),
                               env=_cache_env(tmp_path))
     assert not [f for f in failures(withdrawn) if "Restart" not in f[1]], (failures(withdrawn), run.stderr[-2000:])
@@ -61,3 +52,10 @@ def test_a_withdrawn_builder_s_cached_export_is_the_withdrawal(tmp_path):
     # Withdrawn, not unconfigured: no entry planned and no warning.
     assert task(limited["client"], WORK_OUT)["ansible_facts"]["__local_client_records"] == []
     assert never_ran(limited["client"], WARN)
+
+
+def test_without_a_cache_the_limited_run_keeps_old_entries_and_warns(tmp_path):
+    nix = linux_nix("debian", str(tmp_path / "etc-nix"))
+    limited, run = run_plan(tmp_path, _inventory(nix), ("--check", "--limit", "nix_clients"))
+    assert not failures(limited), (failures(limited), run.stderr[-2000:])
+    assert "builder" in task(limited["client"], WARN)["msg"]
