@@ -15,14 +15,15 @@ import pytest
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ROLES = ("remote_builder", "local_client")
+ROLES = ("remote_builder", "local_client", "binary_cache")
 UNDEFINED = object()
 _HEADER = re.compile(r"^\|\s*Variable\s*\|\s*Default\s*\|")
 _NAME = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
 def _cells(line):
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+    # A pipe inside a cell is written \| (GitHub's tables), as in a Jinja default's filter.
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
 def _value(text):
