@@ -83,7 +83,13 @@ def copy_command(nix_copy_closure, target, paths):
     return [nix_copy_closure, "--to", f"{user}@{host}", *paths]
 
 
-def upload_round(args, run=subprocess.run, log=print):
+def say(line):
+    """One line to the journal (the service's stdout), at once."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def upload_round(args, run=subprocess.run, log=say):
     """One pass over the queue. Returns (files done, paths uploaded, failures)."""
     files = queued(args.queue)[:BATCH_LIMIT]
     if not files:
@@ -103,9 +109,9 @@ def upload_round(args, run=subprocess.run, log=print):
             if rc != 0:
                 failures += 1
                 tail = " | ".join(line for line in (err or "").strip().splitlines()[-3:])
-                log(f"{target}: upload of {len(paths)} paths failed ({rc}): {tail}; they stay queued", flush=True)
+                log(f"{target}: upload of {len(paths)} paths failed ({rc}): {tail}; they stay queued")
             else:
-                log(f"{target}: uploaded {len(paths)} paths", flush=True)
+                log(f"{target}: uploaded {len(paths)} paths")
     if failures:
         return 0, 0, failures
     for name in files:
@@ -145,4 +151,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

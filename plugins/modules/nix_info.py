@@ -236,7 +236,8 @@ system_features:
 settings:
   description:
     - The effective values of the settings the collection's checks compare against (C(max-jobs), C(cores),
-      C(min-free), C(max-free)), and C(post-build-hook), which the fleet cache's upload needs, as Nix reports them; empty when Nix cannot report them. No other setting is
+      C(min-free), C(max-free)), and C(post-build-hook), which the fleet cache's upload needs, as Nix
+      reports them; empty when Nix cannot report them. No other setting is
       returned (some hold secrets, such as C(access-tokens)).
   returned: always
   type: dict

@@ -105,7 +105,7 @@ def test_an_unreachable_cache_leaves_the_queue_and_the_next_round_drains_it(tmp_
     path = tmp_path / "aaaa-a"
     path.write_text("a")
     queue = queue_with(tmp_path, [str(path)])
-    down, _ = stand_in(tmp_path, 1)
+    down, _record = stand_in(tmp_path, 1)
     result = run_once(tmp_path, queue, down, "nix-cache@cache:22")
     assert result.returncode == 1
     assert "upload of 1 paths failed (1): cannot connect to cache; they stay queued" in result.stdout
@@ -130,7 +130,7 @@ def test_a_queue_file_stays_until_every_cache_took_it(tmp_path):
         queue=str(queue), to=["u@one:22", "u@[fd00::2]:22"], key="k", known_hosts="kh", nix_copy_closure="ncc",
         connect_timeout=5, timeout=10)
     logged = []
-    assert up.upload_round(args, run=run, log=lambda *a, **k: logged.append(a[0])) == (0, 0, 1)
+    assert up.upload_round(args, run=run, log=logged.append) == (0, 0, 1)
     assert calls == ["u@one", "u@[fd00::2]"]
     assert len(os.listdir(queue)) == 2
     assert logged[0] == "u@one:22: uploaded 1 paths" and "failed (1): refused" in logged[1]
