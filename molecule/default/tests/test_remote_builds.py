@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 
 import pytest
 from fleet import (
-    BUILD_USER, BUILDERS, CLIENTS, INVENTORY, KEY, PAIRS, PROJECT, builders_setting, client_record, client_records, host_of, login,
+    BUILD_USER, BUILDERS, CLIENTS, INVENTORY, KEY, PAIRS, PROJECT, RUNNER, builders_setting, client_record, client_records, host_of, login,
 )
 
 
@@ -277,6 +277,16 @@ def test_verify_playbook_prints_an_ok_row_per_pair(tmp_path):
     assert suite.get("failures") == "0"
     for client, builder in PAIRS:
         assert re.search(rf"{re.escape(client)}\s+{re.escape(builder)}\s+OK: ", result.stdout), result.stdout[-4000:]
+    # With a fleet binary cache (molecule/fleet), every host's row says it answers and its key is trusted,
+    # and every builder's that a path built there reached it.
+    for cache in sorted(RUNNER.get_hosts("nix_caches")):
+        for host in CLIENTS + BUILDERS:
+            assert re.search(rf"{re.escape(host)}\s+\(cache {re.escape(cache)}\)\s+http://\S+ answers and its key "
+                             rf"\S+ is trusted", result.stdout), result.stdout[-4000:]
+        for builder in BUILDERS:
+            assert re.search(rf"{re.escape(builder)}\s+\(cache {re.escape(cache)}\)\s+a path built here reached the cache in",
+                             result.stdout), result.stdout[-4000:]
+        assert report["builder_checks_failed"] == 0
     # One more row per client says whether the daemon reuses its connections, and why.
     for client in CLIENTS:
         version = login(host_of(client), "nix-store --version").stdout.split()[-1]
