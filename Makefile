@@ -17,12 +17,12 @@ export ANSIBLE_HOME := $(CURDIR)/.build/ansible-home
 # so CI leaves it out to keep its time (run it with SCENARIOS=testbed).
 SCENARIOS ?= default fleet nixos-sim signing faults
 
-.PHONY: help deps venv collections test check matrix packaging units private-checkout lint sanity build bench-smoke testbed-selftest differential-smoke molecule demo demo-clean clean
+.PHONY: help deps venv collections test check matrix packaging units plans private-checkout lint sanity build bench-smoke testbed-selftest differential-smoke molecule demo demo-clean clean
 
 help:
 	@echo "make demo        - real offloaded build on local test hosts (builder + client)"
 	@echo "make test        - every test: the fast tier, testbed, molecule scenarios (CI)"
-	@echo "make check       - fast tier without root or test hosts: units, lint, sanity, build, packaging"
+	@echo "make check       - fast tier without root or test hosts: units, lint (ruff too), sanity, build, packaging"
 	@echo "make matrix      - ansible-test sanity and units for ansible-core 2.16-2.21 x Pythons (slow)"
 	@echo "make units | lint | sanity | build | bench-smoke | differential-smoke"
 
@@ -49,7 +49,7 @@ check: venv collections
 
 # CI's entry: the fast tier, then the testbed and every scenario.
 test: venv collections
-	hacking/stages.sh $(FAST_STAGES) private-checkout bench-smoke testbed-selftest differential-smoke molecule
+	hacking/stages.sh $(FAST_STAGES) plans private-checkout bench-smoke testbed-selftest differential-smoke molecule
 	@echo "make test: all checks passed"
 
 # The ansible-core x Python support matrix (noxfile.py): about 50 cells of ansible-test sanity
@@ -59,16 +59,22 @@ MATRIX ?=
 matrix: venv
 	$(BIN)/nox --no-color $(if $(MATRIX),-s $(MATRIX))
 
-# One pytest worker per core (pytest-xdist): the plan tests in tests/roles each run ansible-playbook,
-# which keeps one core busy, and are most of this stage's time.
+# One pytest worker per core (pytest-xdist).
 units: venv collections
-	$(BIN)/pytest -n auto tests/unit tests/roles
+	$(BIN)/pytest -n auto tests/unit
+
+# The roles' plans: each test runs site.yml in check mode on local inventory hosts, with nix_info's
+# result replaced per platform (tests/roles/README.md).  About 90 site.yml runs, ~8 minutes here,
+# so they are in `make test`, not in the fast tier.
+plans: venv collections
+	$(BIN)/pytest -n auto tests/roles
 
 # A root user's clone sits in a 0700 directory (/root): nothing may assume others can read it.
 private-checkout: venv
 	hacking/private-checkout.sh $(VENV)
 
 lint: venv collections
+	$(BIN)/ruff check .
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/antsibull-changelog lint
 
@@ -79,9 +85,11 @@ build: venv
 	@mkdir -p .build/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
 
-# The tarball's content, meta/execution-environment.yml and an ansible-builder build context.
-packaging: venv collections
+# The tarball's content, meta/execution-environment.yml, an ansible-builder build context, and
+# galaxy-importer's verdict on the tarball.
+packaging: venv collections build
 	$(BIN)/pytest -p no:cacheprovider tests/packaging
+	hacking/galaxy-importer.sh .build/dist/nix_remote-builders-$$($(PY) -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])').tar.gz
 
 # Real hosts: systemd-nspawn containers booting systemd, sshd and nix-daemon (needs root).
 testbed-selftest: venv collections

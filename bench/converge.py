@@ -105,7 +105,7 @@ def table(records):
         client_ok, client_changed = max(first["clients"]["ok"]), max(first["clients"]["changed"])
         b_ok, b_changed = first["builder"]["ok"][0], first["builder"]["changed"][0]
 
-        def cost(key):
+        def cost(key, r=r):
             return f"{r[key]:.2f}" if r[key] is not None else "-"
         rows.append(f"{r['clients']:>3} {r['first_wall_s']:>7.1f} {r['second_wall_s']:>7.1f} "
                     f"{r['second_changed_total']:>11} {f'{client_ok}/{client_changed}':>26} "
@@ -125,7 +125,7 @@ def markdown(records):
         def triple(group):
             return "/".join(str(max(group[k])) for k in ("ok", "changed", "skipped"))
 
-        def cost(key):
+        def cost(key, r=r):
             return f"{r[key]:.2f}" if r[key] is not None else "-"
         rows.append(f"| {r['clients']} | {r['nix_version']} | {r['first_wall_s']:.1f} | {r['second_wall_s']:.1f} "
                     f"| {r['second_changed_total']} | {triple(first['clients'])} | {triple(first['builder'])} "

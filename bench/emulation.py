@@ -108,7 +108,7 @@ def bench(rounds, timeout_s):
         loops, probe_s = calibrate(bed)
         log(f"site.yml took {seconds:.0f} s; Nix {nix_version}; {loops} loop iterations ~ 1 s natively "
             f"(200000 took {probe_s:.2f} s)")
-        for config, system in SYSTEMS.items():  # not recorded: first logins, inputs copied
+        for system in SYSTEMS.values():  # not recorded: first logins, inputs copied
             run_build(bed, "trivial16", 1, system, loops, timeout_s)
         results = []
         for index in range(rounds):

@@ -135,8 +135,8 @@ def sandbox_interpreters(entries, systems):
     fixed = {e["system"] for e in entries if e.get("enabled") and e.get("fix_binary")}
     paths = []
     for entry in entries:
-        if (entry.get("enabled") and entry.get("system") in systems and entry["system"] not in fixed
-                and entry.get("interpreter") and entry["interpreter"] not in paths):
+        wanted = entry.get("enabled") and entry.get("system") in systems and entry["system"] not in fixed
+        if wanted and entry.get("interpreter") and entry["interpreter"] not in paths:
             paths.append(entry["interpreter"])
     return paths
 

@@ -129,8 +129,8 @@ def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, 
         "host_key": keys[0]["public_key"],
         "host_key_base64": keys[0]["base64"],
         "systems": list(dict.fromkeys(list(_get(nix, "systems") or []) + list(emulated_systems or []))),
-        "supported_features": sorted(set(list(_get(nix, "system_features") or [])
-                                         + list(extra_system_features or []) + mandatory)),
+        "supported_features": sorted(set(list(_get(nix, "system_features") or [])).union(
+            extra_system_features or [], mandatory)),
         "mandatory_features": mandatory,
         "max_jobs": _int(max_jobs, "max_jobs"),
         "speed_factor": _int(speed_factor, "speed_factor"),

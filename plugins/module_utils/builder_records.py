@@ -497,8 +497,8 @@ def stale_entries(previous, records):
     items = []
     for uri in stale:
         item = {"uri": uri, "state": "absent"}
-        comment = next((r.get("machine", {}).get("comment") for r in previous if r["uri"] == uri
-                        and (r.get("machine") or {}).get("comment")), None)
+        comments = [(r.get("machine") or {}).get("comment") for r in previous if r["uri"] == uri]
+        comment = next((text for text in comments if text), None)
         if comment:
             item["comment"] = comment
         items.append(item)

@@ -415,7 +415,7 @@ def _expand(text, default_systems, source, result, active):
                 if exc.errno == errno.ENOENT:
                     continue  # Nix skips a missing machines file without error
                 raise MachinesFormatError(
-                    source, number, 1, "cannot read machines file %r: %s" % (path, exc.strerror or exc), entry)
+                    source, number, 1, "cannot read machines file %r: %s" % (path, exc.strerror or exc), entry) from None
             key = os.path.realpath(path)
             if key in active:
                 raise MachinesFormatError(source, number, 1, "machines file %r includes itself (directly or through "

@@ -438,7 +438,7 @@ class NixConf:
         try:
             value = " ".join(_tokenize(to_nix_value(value)))
         except ValueError as exc:
-            raise NixConfError("setting %r: %s" % (key, exc), source=self.source)
+            raise NixConfError("setting %r: %s" % (key, exc), source=self.source) from None
         base, appends = _split_key(key)
         if appends:
             extras = self._effective_extras(base)
@@ -595,7 +595,7 @@ class NixConf:
                     recorded.extend(item for item in parsed[1] if item not in recorded)
         before = self.list_value(key)
         kept = [item for item in recorded if item not in present and item not in absent
-                and any(fnmatch.fnmatchcase(item, pattern) for pattern in keep)]
+                if any(fnmatch.fnmatchcase(item, pattern) for pattern in keep)]
         doomed = set(absent) | set(item for item in recorded if item not in present and item not in kept)
         # Removing the last NAME line brings an earlier one into effect: go on until nothing is left to remove.
         while any(self._remove_items(index, doomed) for index in reversed(self._list_indexes(base, appends))):

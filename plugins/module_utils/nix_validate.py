@@ -115,9 +115,9 @@ def _load(tree: ConfTree, path: str, overrides: dict, chain: list, active: set) 
                 if optional:
                     includes.append((number, optional, target, None))
                     continue
-                raise IncludeError(f"{path}, line {number}: included file {target} not found"
-                                   + (f" (included through {_chain_text(chain)})" if chain else "")
-                                   + "; Nix refuses to start without it. Create it, or write '!include' for an optional file")
+                through = f" (included through {_chain_text(chain)})" if chain else ""
+                raise IncludeError(f"{path}, line {number}: included file {target} not found{through}"
+                                   "; Nix refuses to start without it. Create it, or write '!include' for an optional file")
             if target_real not in overrides:
                 try:
                     mode = os.stat(target).st_mode

@@ -592,8 +592,8 @@ class Gatherer:
             return "unknown"
         if nixos:
             return "nixos"
-        if (implementation == "determinate" or label == nix_detect.LAUNCHD_LABEL_DETERMINATE
-                or any(self.exists(p) for p in DETERMINATE_MARKERS)):
+        if any((implementation == "determinate", label == nix_detect.LAUNCHD_LABEL_DETERMINATE,
+                any(self.exists(p) for p in DETERMINATE_MARKERS))):
             return "determinate"
         if darwin and self.exists(NIX_DARWIN_MARKER):
             return "nix_darwin"

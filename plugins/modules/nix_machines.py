@@ -405,8 +405,8 @@ def check_legacy(module: AnsibleModule, text: str, where: str, exclusive: bool, 
         return
     if exclusive:
         module.fail_json(msg=f"exclusive=true, but the client's Nix {nix_version} (below 2.29, or Lix) reads entries here that "
-                             "this module cannot see as entries, so they would stay: " + "; ".join(found)
-                             + ". Rewrite those lines (no ';' in comments, no blank or indented entries), "
+                             f"this module cannot see as entries, so they would stay: {'; '.join(found)}"
+                             ". Rewrite those lines (no ';' in comments, no blank or indented entries), "
                              "or set nix_version to the client's version if it is 2.29 or later")
     for message in found:
         module.warn(message)

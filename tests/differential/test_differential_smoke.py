@@ -34,7 +34,7 @@ def _release_params():
 
 def _report(tally, release):
     lines = []
-    for verdict_, case, detail in tally.disagreements()[release.name][:5]:
+    for _verdict, case, detail in tally.disagreements()[release.name][:5]:
         lines.append("%r\n%s" % (case, detail[:1500]))
     return "\n\n".join(lines)
 

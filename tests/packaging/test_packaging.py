@@ -16,7 +16,8 @@ BIN = os.path.dirname(sys.executable)
 
 # Development files: scripts, test suites, the matrix, local settings and build output.
 DEV_PREFIXES = ("hacking/", "tests/", "molecule/", "bench/", ".build/", ".venv/", ".ci/", ".nox/", "changelogs/fragments/")
-DEV_FILES = {"noxfile.py", "pytest.ini", "Makefile", "ansible.cfg", "requirements-dev.in", "requirements-dev.txt", ".ansible-lint", ".yamllint", ".gitignore"}
+DEV_FILES = {"noxfile.py", "pytest.ini", "ruff.toml", "Makefile",
+             "ansible.cfg", "requirements-dev.in", "requirements-dev.txt", ".ansible-lint", ".yamllint", ".gitignore"}
 # What a user of the collection needs.
 NEEDED = {
     "MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml", "meta/execution-environment.yml",

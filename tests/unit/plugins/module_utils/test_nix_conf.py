@@ -400,8 +400,11 @@ comment = st.one_of(st.just(""), st.builds(lambda gap, text: gap + "#" + text, b
 value_tokens = st.lists(token, max_size=3)
 
 
+known_key = st.sampled_from(KEYS)
+
+
 @st.composite
-def assignment_line(draw, keys=st.sampled_from(KEYS)):
+def assignment_line(draw, keys=known_key):
     tokens = draw(value_tokens)
     line = draw(blank) + draw(keys) + draw(nonblank) + "=" + "".join(draw(nonblank) + item for item in tokens) + draw(blank)
     return line + draw(comment)
