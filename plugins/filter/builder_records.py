@@ -116,6 +116,13 @@ options:
     type: float
     default: 1.0
     version_added: 0.2.0
+  exports:
+    description:
+      - Exports read from the files the builders keep (C(remote_builder_export_file)), by inventory name, for builders
+        whose host variables have no C(remote_builder_export) (outside C(--limit) without a fact cache).
+    type: dictionary
+    default: {}
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -156,7 +163,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_record
 
 def builder_records(builders, hostvars, client, nix_version=None, key_path=None, port_style="auto",
                     external_builders=None, previous=None, present=True, capabilities=None, marker=MARKER,
-                    slot_policy="full", overcommit=1.0, deprecated_external_builders=None):
+                    slot_policy="full", overcommit=1.0, deprecated_external_builders=None, exports=None):
     """Records of every builder of a client (see DOCUMENTATION)."""
     if not key_path:
         raise AnsibleFilterError("builder_records: key_path is required")
@@ -170,7 +177,7 @@ def builder_records(builders, hostvars, client, nix_version=None, key_path=None,
                                 port_style=port_style,
                                 external_builders=list(external_builders or []) + list(deprecated_external_builders or []),
                                 previous=previous or [], present=present, capabilities=capabilities,
-                                marker=marker, slot_policy=slot_policy, overcommit=overcommit)
+                                marker=marker, slot_policy=slot_policy, overcommit=overcommit, exports=exports)
     except (RecordError, ValueError) as exc:
         raise AnsibleFilterError("builder_records: %s" % exc) from exc
 

@@ -14,8 +14,8 @@ author:
 description:
   - Names the builders of the group, other than the client itself and not withdrawn (C(nix_remote_state=absent)),
     that have no C(remote_builder_export), because the P(nix_remote.builders.remote_builder#role) role did not run on them in
-    this play (unreachable, failed, or outside C(--limit)). The P(nix_remote.builders.local_client#role) role keeps
-    their previous entries and warns, or fails when asked to.
+    this play (unreachable, failed, or outside C(--limit)) and none in O(exports). The
+    P(nix_remote.builders.local_client#role) role keeps their previous entries and warns, or fails when asked to.
   - The filter is pure and reads only its arguments.
 positional: _input, hostvars
 options:
@@ -36,6 +36,13 @@ options:
     description: V(false) when the client itself is withdrawn; then the list is empty.
     type: boolean
     default: true
+  exports:
+    description:
+      - Exports read from the files the builders keep (C(remote_builder_export_file)), by inventory name; a builder
+        with one here is not unconfigured.
+    type: dictionary
+    default: {}
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -59,10 +66,10 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.builder_record
 )
 
 
-def unconfigured_builders(builders, hostvars, client, present=True):
+def unconfigured_builders(builders, hostvars, client, present=True, exports=None):
     """Builders without remote_builder_export in this run (see DOCUMENTATION)."""
     try:
-        return _unconfigured_builders(hostvars, builders, client, present)
+        return _unconfigured_builders(hostvars, builders, client, present, exports)
     except RecordError as exc:
         raise AnsibleFilterError("unconfigured_builders: %s" % exc) from exc
 

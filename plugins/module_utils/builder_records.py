@@ -53,6 +53,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 
 from ansible_collections.nix_remote.builders.plugins.module_utils.builder_export import EXPORT_VERSION
 from ansible_collections.nix_remote.builders.plugins.module_utils.machines import (
@@ -272,30 +273,42 @@ def external_record(entry, *, key_path):
     }
 
 
-def unconfigured_builders(hostvars, builders, client, present=True):
+def _export(hostvars, host, exports):
+    """A builder's remote_builder_export: the host variable (set in this run, or by a fact cache),
+    else the one read from the export file the builder kept (EXPORTS, by inventory name), else None."""
+    export = _get(_host_vars(hostvars, host), "remote_builder_export")
+    if export is None and exports:
+        export = _get(exports, host)
+    if export is not None and not isinstance(export, Mapping):
+        raise RecordError("builder %s: remote_builder_export is a %s, not a mapping" % (host, type(export).__name__))
+    return export
+
+
+def unconfigured_builders(hostvars, builders, client, present=True, exports=None):
     """Builders in the group, not withdrawn, that have no remote_builder_export in this run.
 
-    remote_builder did not run on them (unreachable, failed, or --limit): their previous
-    entries are kept as they were.
+    remote_builder did not run on them (unreachable, failed, or --limit) and no export file was
+    read from them (EXPORTS): their previous entries are kept as they were.
     """
     out = []
     for b in _candidates(builders, client, present):
         hv = _host_vars(hostvars, b)
-        if _present(hv) and _get(hv, "remote_builder_export") is None:
+        if _present(hv) and _export(hostvars, b, exports) is None:
             out.append(b)
     return out
 
 
 def builder_records(hostvars, builders, client, *, nix_version=None, key_path, port_style="auto",
                     external_builders=(), previous=(), present=True, capabilities=None, marker=MARKER,
-                    slot_policy="full", overcommit=1.0):
+                    slot_policy="full", overcommit=1.0, exports=None):
     """Every record of this client, in the role's order.
 
     The inventory builders (sorted, with remote_builder_export state present, not withdrawn),
     then the external builders, then the previous records of the builders that were not
     configured in this run (as they are).  Nothing at all when the client itself is withdrawn
     (present false).  The new records' machine carries its marker comment (managed_comment with
-    MARKER); marker None leaves it out.
+    MARKER); marker None leaves it out.  EXPORTS (by inventory name) are exports read from the
+    files builders keep, used for builders whose host variables have none.
     """
     # The client's capabilities (nix_info's, or the table's for nix_version); refuses an unknown
     # port style or version before any builder is read.
@@ -305,7 +318,7 @@ def builder_records(hostvars, builders, client, *, nix_version=None, key_path, p
     records = []
     for b in _candidates(builders, client, present):
         hv = _host_vars(hostvars, b)
-        export = _get(hv, "remote_builder_export") or {}
+        export = _export(hostvars, b, exports) or {}
         if not _present(hv) or export.get("state", "") != "present":
             continue
         records.append(inventory_record(b, export, _get(hv, "local_client_builder_overrides") or {},
@@ -321,7 +334,7 @@ def builder_records(hostvars, builders, client, *, nix_version=None, key_path, p
         if not machine.get("systems") or machine["max_jobs"] < 0:
             raise RecordError("builder %s has no systems or a negative max_jobs (check its local_client_builder_overrides "
                               "or local_client_unmanaged_builders entry)" % r["name"])
-    unconfigured = unconfigured_builders(hostvars, builders, client, present)
+    unconfigured = unconfigured_builders(hostvars, builders, client, present, exports)
     records.extend(r for r in previous or [] if r.get("name") in unconfigured)
     return records
 

@@ -1,11 +1,14 @@
-"""Fact caching (issue 17 item 4): with the jsonfile cache that AWX-style runs use, a run limited to
-the clients (`--limit nix_clients`) finds the builders' exports from an earlier run and plans their
-entries, instead of keeping old entries and warning that the builders were not configured; a
-withdrawn builder's cached export is the withdrawal. Planned with site.yml --check on local hosts.
+"""Runs that leave the builders out (issue 17 item 4). With the jsonfile fact cache that AWX-style
+runs use, a run limited to the clients (`--limit nix_clients`) finds the builders' exports from an
+earlier run and plans their entries; a withdrawn builder's cached export is the withdrawal. Without
+a cache, the client reads the export file each builder keeps (remote_builder_export_file), delegated
+to the builder; only a builder with no such file keeps its old entries, with a warning. Planned with
+site.yml --check on local hosts.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 from plan_run import failures, never_ran, run_plan, task
@@ -54,8 +57,32 @@ def test_a_client_only_run_uses_the_cached_exports_and_a_withdrawal_replaces_the
     assert never_ran(limited["client"], WARN)
 
 
-def test_without_a_cache_the_limited_run_keeps_old_entries_and_warns(tmp_path):
+EXPORT = "Export the builder's connection details and capacity"
+
+
+def test_without_a_cache_the_limited_run_reads_the_export_the_builder_kept(tmp_path):
+    """The file the builder's run wrote (the run is --check here, so the test writes what it would)."""
     nix = linux_nix("debian", str(tmp_path / "etc-nix"))
-    limited, run = run_plan(tmp_path, _inventory(nix), ("--check", "--limit", "nix_clients"))
+    kept = tmp_path / "nix_remote_builders.fact"
+    inventory = _inventory(nix, {"remote_builder_export_file": str(kept)})
+    first, run = run_plan(tmp_path, inventory, ("--check",))
+    assert not failures(first), (failures(first), run.stderr[-2000:])
+    export = task(first["builder"], EXPORT)["ansible_facts"]["remote_builder_export"]
+    written = task(first["builder"], "Keep the export on the builder for runs that leave it out")
+    assert written["changed"] and written["invocation"]["module_args"]["dest"] == str(kept)
+    kept.write_text(json.dumps(export, indent=4, sort_keys=True) + "\n")
+
+    limited, run = run_plan(tmp_path, inventory, ("--check", "--limit", "nix_clients"))
+    assert not failures(limited), (failures(limited), run.stderr[-2000:])
+    assert "builder" not in limited
+    assert never_ran(limited["client"], WARN)
+    assert "192.0.2.10" in machines(limited)
+    assert [r["name"] for r in task(limited["client"], WORK_OUT)["ansible_facts"]["__local_client_records"]] == ["builder"]
+
+
+def test_without_a_cache_or_a_kept_export_the_limited_run_keeps_old_entries_and_warns(tmp_path):
+    nix = linux_nix("debian", str(tmp_path / "etc-nix"))
+    inventory = _inventory(nix, {"remote_builder_export_file": str(tmp_path / "none.fact")})
+    limited, run = run_plan(tmp_path, inventory, ("--check", "--limit", "nix_clients"))
     assert not failures(limited), (failures(limited), run.stderr[-2000:])
     assert "builder" in task(limited["client"], WARN)["msg"]

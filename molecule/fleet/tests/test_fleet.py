@@ -1,5 +1,6 @@
 """The fleet features on real hosts (issue 14): builder slots shared among the clients, and the
-builder health service with a builder blackholed and restored while the clients build.
+builder health service with a builder blackholed and restored while the clients build; a run
+limited to a client, its builders outside the limit (issue 17).
 
 Hosts: builder-port (sid, port 2200, remote_builder_max_jobs 6) and builder-upstream (trixie,
 upstream layout, 3) in nix_builders; client-sid, client-trixie and client-bookworm in nix_clients
@@ -10,6 +11,7 @@ host as converge made it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -26,6 +28,7 @@ SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "fleet")
 HEALTH_CLIENTS = [c for c in CLIENTS if health_on(c)]
 SERVICE = "nix-remote-builders-health.service"
 DOWN = "# down (nix-remote-builders-health): "
+EXPORT_FILE = "/etc/ansible/facts.d/nix_remote_builders.fact"
 
 
 def capacity(builder: str) -> int:
@@ -143,3 +146,27 @@ def test_a_blackholed_builder_is_taken_out_and_builds_go_to_the_other():
         assert re.search(rf"^{dead}: down: ", journal, re.M), journal[-2000:]
         # Up when the service started, and up again after the blackhole.
         assert len(re.findall(rf"^{dead}: up$", journal, re.M)) >= 2, journal[-2000:]
+
+
+def test_a_run_limited_to_a_client_reads_the_builders_kept_exports():
+    """Without a fact cache, a run limited to one client gets its builders' exports from the files
+    the builders keep (remote_builder_export_file): a machines file that lost its entries gets them
+    back exactly, and no builder is reported unconfigured.  The builders are outside the limit."""
+    client = next(c for c in CLIENTS if not health_on(c))
+    host = host_of(client)
+    before = host.file(MACHINES).content_string
+    for b in BUILDERS:
+        kept = json.loads(host_of(b).file(EXPORT_FILE).content_string)
+        assert kept["state"] == "present" and kept["host_key"], kept
+        assert host_of(b).file(EXPORT_FILE).mode == 0o644
+    assert host.run(f"truncate -s 0 {MACHINES}").rc == 0
+    try:
+        run = site("--limit", client)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+        rows = recap(run.stdout)
+        assert set(rows) == {client}, rows
+        assert "no remote_builder_export from" not in run.stdout, run.stdout[-4000:]
+        assert host.file(MACHINES).content_string == before
+    finally:
+        if host.file(MACHINES).content_string != before:
+            host.run(f"printf %s {shlex.quote(before)} > {MACHINES}")

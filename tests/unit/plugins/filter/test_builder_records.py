@@ -292,6 +292,24 @@ def test_a_builder_not_configured_in_this_run_keeps_its_previous_record():
     assert result[1] is previous[0]
 
 
+def test_an_export_read_from_the_builders_file_stands_in_for_a_missing_host_variable():
+    """A builder outside --limit without a fact cache: the export file it kept (exports=) gives its
+    record; this run's host variable wins over the file; a withdrawn builder's file is not used."""
+    kept = export(address="192.0.2.12")
+    hostvars = {"b1": {"remote_builder_export": export()}, "b2": {}, "b3": {"nix_remote_state": "absent"}}
+    exports = {"b2": kept, "b1": export(address="198.51.100.1"), "b3": export(address="192.0.2.13")}
+    assert unconfigured_builders(sorted(hostvars), hostvars, client="client", exports=exports) == []
+    result = records(hostvars, exports=exports,
+                     previous=[{"name": "b2", "uri": "ssh-ng://remotebuild@192.0.2.99", "known_hosts": []}])
+    assert [(r["name"], r["uri"]) for r in result] == [("b1", "ssh-ng://remotebuild@192.0.2.10"),
+                                                       ("b2", "ssh-ng://remotebuild@192.0.2.12")]
+
+
+def test_an_export_file_that_is_not_a_mapping_is_refused_by_name():
+    with pytest.raises(AnsibleFilterError, match=r"builder b2: remote_builder_export is a list, not a mapping"):
+        unconfigured_builders(["b2"], {"b2": {}}, client="client", exports={"b2": ["not", "an", "export"]})
+
+
 def test_no_builders_group_means_no_records():
     assert builder_records(None, {}, client="c", nix_version="2.26.3", key_path=KEY_PATH) == []
     assert unconfigured_builders(None, {}, client="c") == []
