@@ -14,7 +14,8 @@ skipped).  The table ends with the cost per added client (the slope of wall time
     .venv/bin/python bench/converge.py --clients 1,2 --release sid
     .venv/bin/python bench/converge.py --smoke             # N = 1; .build/bench-smoke/converge.json
 
-Needs root (testbed.py).  Forks: ansible.cfg's (Ansible's default, 5), recorded in the JSON.
+Needs root (testbed.py).  Forks: one per host (--forks hosts, the default: no client waits for a
+fork), a number, or `config` for ansible.cfg's (Ansible's default, 5); recorded in the JSON.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def main(argv=None):
     parser.add_argument("--release", default="trixie", choices=RELEASES, help="release of every host")
     parser.add_argument("--smoke", action="store_true", help="N = 1 only; result under .build/bench-smoke/")
     parser.add_argument("--output-dir", help="where converge.json goes (default bench/results/)")
+    parser.add_argument("--forks", default="hosts",
+                        help="'hosts' (one fork per host, the default), a number, or 'config' (ansible.cfg's)")
     parser.add_argument("--markdown", metavar="JSON", help="print this converge.json as a Markdown table and exit")
     args = parser.parse_args(argv)
     if args.markdown:
@@ -155,6 +158,8 @@ def main(argv=None):
         counts = [1]
     if not counts or min(counts) < 1:
         parser.error("--clients: every count must be at least 1")
+    if args.forks not in ("hosts", "config") and not args.forks.isdigit():
+        parser.error(f"--forks: expected hosts, config or a number, got {args.forks!r}")
     out_dir = args.output_dir or (SMOKE_RESULTS if args.smoke else RESULTS)
     os.makedirs(out_dir, exist_ok=True)
 
@@ -162,8 +167,12 @@ def main(argv=None):
     records = []
     try:
         source = snapshot_collection()
-        fork_count = forks()
         for count in counts:
+            if args.forks == "config":
+                os.environ.pop("ANSIBLE_FORKS", None)
+            else:
+                os.environ["ANSIBLE_FORKS"] = str(count + 1 if args.forks == "hosts" else int(args.forks))
+            fork_count = forks()
             records.append(bench_n(args.release, count))
             records[-1].update(forks=fork_count, collection=source)
     except Interrupted as exc:
