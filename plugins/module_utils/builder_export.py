@@ -128,7 +128,7 @@ def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, 
         "protocol": protocol,
         "host_key": keys[0]["public_key"],
         "host_key_base64": keys[0]["base64"],
-        "systems": list(dict.fromkeys(list(_get(nix, "systems") or []) + list(emulated_systems or []))),
+        "systems": _systems(list(_get(nix, "systems") or []), emulated_systems),
         "supported_features": sorted(set(list(_get(nix, "system_features") or [])).union(
             extra_system_features or [], mandatory)),
         "mandatory_features": mandatory,
@@ -138,6 +138,13 @@ def builder_export(nix, *, host, user, protocol, trust, max_jobs, speed_factor, 
         "remote_program": "" if posixpath.dirname(program or "") in SSH_PATH_DIRS else program,
         "clients": len([c for c in sorted(set(clients or ())) if _present(_get(hostvars, c, {}))]),
     }
+
+
+def _systems(nix_systems, emulated_systems):
+    """The builder's own system first, then every other one sorted: the order of extra-platforms in
+    nix.conf (which the emulation plan may only just have written) never changes the export."""
+    native = nix_systems[:1]
+    return native + sorted(set(nix_systems[1:]).union(emulated_systems or ()).difference(native))
 
 
 def _present(host_vars):

@@ -117,6 +117,15 @@ def test_the_export_of_a_debian_builder():
     }
 
 
+def test_the_exported_systems_do_not_depend_on_the_order_of_extra_platforms():
+    """The builder's system first, the rest sorted: a run that has just written extra-platforms
+    (the emulation plan's systems) and the next one, which reads them back from nix.conf in another
+    order, export the same list (the export file on the builder stays unchanged: idempotence)."""
+    first = export(nix(systems=["x86_64-linux", "i686-linux"]), emulated_systems=["aarch64-linux"])
+    second = export(nix(systems=["x86_64-linux", "aarch64-linux", "i686-linux"]), emulated_systems=["aarch64-linux"])
+    assert first["systems"] == second["systems"] == ["x86_64-linux", "aarch64-linux", "i686-linux"]
+
+
 def test_the_export_counts_the_present_clients_that_use_the_builder():
     hostvars = {"c1": {}, "c2": {"nix_remote_state": "absent"}, "c3": {"nix_remote_state": "present"}}
     assert export(clients=["c3", "c1", "c2", "c1"], hostvars=hostvars)["clients"] == 2
