@@ -42,8 +42,8 @@ def test_registration_set_up_by_hand_is_detected_and_advertised(tmp_path_factory
     assert args["list_items"]["extra-platforms"]["present"] == ["i686-linux", "aarch64-linux"]
     assert args["list_items"]["extra-sandbox-paths"]["present"] == []
     export = task(results["builder"], "Export the builder's connection details and capacity")["ansible_facts"]
-    assert export["remote_builder_export"]["systems"] == ["x86_64-linux", "i686-linux", "aarch64-linux"]
-    assert machines(results)["192.0.2.10"]["systems"] == ["x86_64-linux", "i686-linux", "aarch64-linux"]
+    assert export["remote_builder_export"]["systems"] == ["x86_64-linux", "aarch64-linux", "i686-linux"]
+    assert machines(results)["192.0.2.10"]["systems"] == ["x86_64-linux", "aarch64-linux", "i686-linux"]
     # Nothing requested: no packages.
     assert never_ran(results["builder"], "Install the user-mode emulators and their binfmt registrations")
 
