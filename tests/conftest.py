@@ -44,6 +44,8 @@ if not _IN_COLLECTION_TREE:
 
 import contextlib  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -59,9 +61,91 @@ else:
     settings.load_profile("shared-machine")
 
 
+ROOT_MARKER_HELP = "root: needs root (mount, chown to another user, chattr +i, setuid); deselected in a non-root session, `make test` runs them"
+
+
 def pytest_configure(config):
     # Registered here rather than in pytest.ini: `ansible-test units` runs pytest with its own ini.
     config.addinivalue_line("markers", "nix: needs a real nix-instantiate (Debian: apt-get install nix-bin); evaluates generated NixOS modules")
+    config.addinivalue_line("markers", ROOT_MARKER_HELP)
+    _use_a_store_nix_can_reach()
+
+
+# --- Nix without the daemon ----------------------------------------------------------------------
+#
+# The modules and the tests ask the real Nix to parse and evaluate (nix-instantiate --parse,
+# --eval --strict).  Neither needs a store, but Nix opens one first: as root that is the local store;
+# a user outside Debian nix-bin's nix-users group cannot even stat the daemon socket and every call
+# fails ("getting status of /nix/var/nix/daemon-socket/socket: Permission denied"), whatever the
+# input.  Then the session uses Nix's dummy store (NIX_REMOTE=dummy://), with which parsing and
+# evaluation run as before and bad input is still refused; anything that would need a real store
+# fails loudly instead of being faked.  An explicit NIX_REMOTE is left alone, and so is a Nix that
+# works as it is (root, CI) or that fails for another reason (the tests show that failure).
+
+NIX_DUMMY_STORE = "dummy://"
+
+
+def _nix_instantiate(expression: str, **env) -> subprocess.CompletedProcess:
+    nix_instantiate = shutil.which("nix-instantiate")
+    return subprocess.run([nix_instantiate, "--eval", "-E", expression], capture_output=True, text=True, check=False, timeout=60,
+                          env=dict(os.environ, NIX_PATH="", **env))
+
+
+def _use_a_store_nix_can_reach() -> None:
+    if "NIX_REMOTE" in os.environ or not shutil.which("nix-instantiate"):
+        return
+    plain = _nix_instantiate("1")
+    if plain.returncode == 0 or "daemon-socket" not in plain.stderr:
+        return
+    # Only when the dummy store makes Nix answer, and a syntax error is still an error.
+    if _nix_instantiate("1", NIX_REMOTE=NIX_DUMMY_STORE).returncode == 0 and _nix_instantiate("1 +", NIX_REMOTE=NIX_DUMMY_STORE).returncode != 0:
+        os.environ["NIX_REMOTE"] = NIX_DUMMY_STORE
+
+
+def pytest_report_header(config):
+    if os.environ.get("NIX_REMOTE") == NIX_DUMMY_STORE:
+        return "nix: NIX_REMOTE=dummy:// (the daemon socket is not accessible to this user; parsing and evaluation need no store)"
+    return None
+
+
+# --- tests that need root ----------------------------------------------------------------------
+#
+# A skipped test must not pass for a run test, so tests marked `root` are not skipped in a non-root
+# session: they are deselected, and the end of the session says how many and where they do run.
+
+ROOT_DESELECTED = "root_deselected"
+_ROOT_DESELECTED_KEY = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m: count only the tests this session would have run
+def pytest_collection_modifyitems(config, items):
+    if os.geteuid() == 0:
+        return
+    deselected = [item for item in items if item.get_closest_marker("root")]
+    if not deselected:
+        return
+    items[:] = [item for item in items if not item.get_closest_marker("root")]
+    config.hook.pytest_deselected(items=deselected)
+    config.stash[_ROOT_DESELECTED_KEY] = len(deselected)
+    if hasattr(config, "workeroutput"):  # a pytest-xdist worker: the controller prints the summary
+        config.workeroutput[ROOT_DESELECTED] = len(deselected)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):  # pylint: disable=unused-argument
+    """pytest-xdist: each worker collected every test, so each deselected the same ones."""
+    count = getattr(node, "workeroutput", {}).get(ROOT_DESELECTED, 0)
+    config = node.config
+    config.stash[_ROOT_DESELECTED_KEY] = max(count, config.stash.get(_ROOT_DESELECTED_KEY, 0))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pylint: disable=unused-argument
+    count = config.stash.get(_ROOT_DESELECTED_KEY, 0)
+    if hasattr(config, "workeroutput") or not count:
+        return
+    terminalreporter.section("tests that need root", sep="=", yellow=True, bold=True)
+    terminalreporter.write_line(f"{count} test(s) marked `root` were DESELECTED, not run: this session is not root (uid {os.geteuid()}).", yellow=True)
+    terminalreporter.write_line("They have not passed here; `make test` (as root, as CI runs it) runs them.", yellow=True)
 
 
 @contextlib.contextmanager
@@ -93,6 +177,18 @@ class ModuleExit(Exception):
         self.failed = failed
 
 
+@pytest.fixture(autouse=True)
+def host_lock_path(monkeypatch, tmp_path) -> str:
+    """Every test has its own host edit lock: the real one is in /var/run, which only root may write,
+    and tests running at once must not wait for each other.  A module a test starts as its own
+    process must be given this path (file_edit.HOST_LOCK_PATH in the test is it)."""
+    from ansible_collections.nix_remote.builders.plugins.module_utils import file_edit
+
+    path = str(tmp_path / "nix-remote-builders.lock")
+    monkeypatch.setattr(file_edit, "HOST_LOCK_PATH", path)
+    return path
+
+
 @pytest.fixture
 def run_module(monkeypatch, tmp_path):
     """Run a module's main() with the given args; returns the result dict (result['failed'] on failure)."""
@@ -109,10 +205,7 @@ def run_module(monkeypatch, tmp_path):
     def fail_json(self, msg, **kwargs):
         raise ModuleExit(remove_values(dict(kwargs, msg=msg, failed=True), self.no_log_values), failed=True)
 
-    from ansible_collections.nix_remote.builders.plugins.module_utils import file_edit
-
-    # The host-wide edit lock lives in /var/run on a real host; tests keep their own.
-    monkeypatch.setattr(file_edit, "HOST_LOCK_PATH", str(tmp_path / "nix-remote-builders.lock"))
+    # The host-wide edit lock lives in /var/run on a real host; tests keep their own (host_lock_path).
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     # A module runs on the target.  ansible-core >= 2.19 sends module warnings to the controller's

@@ -128,7 +128,12 @@ def prepare(case: dict, tmp_path, read_only) -> tuple:
     return args, places, list(places.values())
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
+def case_params(cases: list) -> list:
+    """The cases as parameters; those that bind-mount a read-only directory need root."""
+    return [pytest.param(case, id=case["id"], marks=[pytest.mark.root] if case.get("read_only") else []) for case in cases]
+
+
+@pytest.mark.parametrize("case", case_params(CASES))
 def test_bad_input_is_refused_and_no_file_changes(case, run_module, tmp_path, read_only):
     args, places, directories = prepare(case, tmp_path, read_only)
     before = snapshot(directories)
@@ -155,6 +160,7 @@ READ_ONLY_CASES = [
 ]
 
 
+@pytest.mark.root  # mount
 @pytest.mark.parametrize("case", READ_ONLY_CASES, ids=[case["id"] for case in READ_ONLY_CASES])
 def test_read_only_file_system_changes_nothing(case, run_module, tmp_path, read_only):
     """On a read-only /etc/nix the edit must not succeed and must leave every file as it was.

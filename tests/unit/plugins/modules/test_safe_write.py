@@ -98,6 +98,7 @@ def test_bad_owner_group_mode_fails_with_the_file_untouched(run_module, tmp_path
     assert listing(tmp_path) == [path.name]
 
 
+@pytest.mark.root  # chown to another user
 def test_owner_group_mode_are_on_the_file_when_it_appears(run_module, tmp_path):
     path = tmp_path / "nix.conf"
     path.write_text(ORIGINAL)
@@ -108,6 +109,7 @@ def test_owner_group_mode_are_on_the_file_when_it_appears(run_module, tmp_path):
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (1234, 2345, 0o640)
 
 
+@pytest.mark.root  # chown to another user
 def test_existing_owner_and_mode_are_kept(run_module, tmp_path):
     path = tmp_path / "nix.conf"
     path.write_text(ORIGINAL)
@@ -119,13 +121,12 @@ def test_existing_owner_and_mode_are_kept(run_module, tmp_path):
 
 
 def chattr(flag, path):
-    if os.geteuid() != 0:
-        pytest.skip("chattr +i needs root")
     done = subprocess.run(["chattr", flag, str(path)], capture_output=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"this file system has no immutable attribute: {done.stderr.decode().strip()}")
 
 
+@pytest.mark.root  # chattr +i
 @pytest.mark.parametrize("module", [nix_conf, nix_machines], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_immutable_file_is_a_clear_failure(run_module, tmp_path, module):
     path = tmp_path / ("nix.conf" if module is nix_conf else "machines")
@@ -141,6 +142,7 @@ def test_immutable_file_is_a_clear_failure(run_module, tmp_path, module):
     assert path.read_bytes() == before and listing(tmp_path) == [path.name]
 
 
+@pytest.mark.root  # chattr +i
 def test_immutable_directory_is_a_clear_failure(run_module, tmp_path):
     conf_dir = tmp_path / "etc-nix"
     conf_dir.mkdir()
@@ -170,10 +172,9 @@ def test_unusable_host_lock_is_a_clear_failure(run_module, tmp_path, monkeypatch
     assert path.read_text() == ORIGINAL
 
 
+@pytest.mark.root  # drops to another user
 def test_lock_denied_to_an_unprivileged_user_is_a_clear_failure():
     """EACCES as a real non-root process (root cannot be denied)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop to another user")
     import pathlib  # pylint: disable=import-outside-toplevel
     import shutil  # pylint: disable=import-outside-toplevel
     import tempfile  # pylint: disable=import-outside-toplevel

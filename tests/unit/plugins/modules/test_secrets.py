@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from ansible_collections.nix_remote.builders.plugins.module_utils import file_edit
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import redact, secret_values
 from ansible_collections.nix_remote.builders.plugins.modules import nix_conf, nix_machines
 
@@ -23,13 +24,28 @@ NEW_TOKEN = "ghp_newSECRETtoken9876543210"
 INCLUDED_TOKEN = "glpat-includedSECRET42"
 
 
+# Runs a module file as its own process like `python module.py args.json`, with the host edit lock
+# pointed at the test's own (the real one is in /var/run; see host_lock_path in tests/conftest.py).
+RUNNER = """
+import os, runpy, sys
+from ansible_collections.nix_remote.builders.plugins.module_utils import file_edit
+file_edit.HOST_LOCK_PATH = sys.argv[1]
+sys.argv = sys.argv[2:]
+sys.path[0] = os.path.dirname(sys.argv[0])
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def run_as_process(tmp_path, args: dict, check_mode=False, module=nix_conf) -> tuple[str, dict]:
-    root = next(p for p in sys.path if p.endswith(os.path.join(".build", "collections")) or "nix-remote-collections-" in p)
+    # The directory holding ansible_collections/ this test imported the collection from (ansible-test's own tree too).
+    root = os.path.abspath(file_edit.__file__).rsplit(os.sep + "ansible_collections" + os.sep, 1)[0]
     args = dict(args, _ansible_diff=True, _ansible_check_mode=check_mode, _ansible_tmpdir=str(tmp_path / "tmp"), _ansible_verbosity=4)
     (tmp_path / "tmp").mkdir(exist_ok=True)
     (tmp_path / "args.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    done = subprocess.run([sys.executable, module.__file__, str(tmp_path / "args.json")], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=root), check=False, timeout=60)
+    # Before ansible-test's PYTHONPATH (which brings ansible-core), not in its place.
+    pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", RUNNER, file_edit.HOST_LOCK_PATH, module.__file__, str(tmp_path / "args.json")],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=pythonpath), check=False, timeout=60)
     return done.stdout + done.stderr, json.loads(done.stdout)
 
 
