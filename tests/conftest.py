@@ -211,9 +211,12 @@ def run_module(monkeypatch, tmp_path):
     # A module runs on the target.  ansible-core >= 2.19 sends module warnings to the controller's
     # Display instead of the result once any controller code (a filter plugin's test imports
     # ansible.errors) was imported into this process; the flag does not exist before 2.19.
-    from ansible.module_utils import _internal as module_internal
-
-    monkeypatch.setattr(module_internal, "is_controller", False, raising=False)
+    try:
+        from ansible.module_utils import _internal as module_internal
+    except ImportError:  # ansible-core < 2.19 has no such package (and no such routing)
+        module_internal = None
+    if module_internal is not None:
+        monkeypatch.setattr(module_internal, "is_controller", False, raising=False)
     # backup_local and atomic_move need a writable remote tmp; keep it inside the test's tmp.
     monkeypatch.setenv("ANSIBLE_REMOTE_TMP", str(tmp_path / ".ansible-tmp"))
 

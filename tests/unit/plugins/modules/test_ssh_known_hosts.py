@@ -137,4 +137,8 @@ def test_file_content_check_mode_and_new_empty_file(run_module, tmp_path):
 def test_file_content_refuses_a_nul(run_module, tmp_path):
     path = tmp_path / "f"
     result = run_module(file_content.main, {"path": str(path), "content": "a\x00b"})
-    assert result["failed"] and "NUL" in result["msg"] and not path.exists()
+    assert result["failed"] and not path.exists()
+    # Where AnsibleModule logs its invocation to syslog (ansible-test's units on Python 3.12 and later),
+    # syslog refuses the NUL before the module's own check runs; the message is then Ansible's, and
+    # still nothing is written.
+    assert "NUL" in result["msg"] or result["msg"].startswith("Failed to log to syslog (embedded null character)"), result
