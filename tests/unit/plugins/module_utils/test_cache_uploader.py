@@ -1,7 +1,7 @@
-"""The builder's cache upload (module_utils/cache_uploader.py and the role's post-build hook), run as
-real processes: the hook as Nix runs it (sh, OUT_PATHS in its environment), the uploader with a
+"""The builder's cache uploader (module_utils/cache_uploader.py), run as real processes with a
 stand-in nix-copy-closure that records its arguments and NIX_SSHOPTS and exits as told.  The real
-copy into a real cache runs on the testbed (molecule/fleet/tests/test_binary_cache.py)."""
+copy into a real cache runs on the testbed (molecule/fleet/tests/test_binary_cache.py); the post-build
+hook's tests are in tests/unit/test_cache_hook.py (they render the role's template, controller-side)."""
 
 from __future__ import annotations
 
@@ -11,47 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jinja2
 import pytest
 
 from ansible_collections.nix_remote.builders.plugins.module_utils import cache_uploader as up
 
 REPO = Path(__file__).resolve().parents[4]
 PROGRAM = REPO / "plugins" / "module_utils" / "cache_uploader.py"
-HOOK = REPO / "roles" / "remote_builder" / "templates" / "nix-fleet-cache-hook.j2"
-
-
-def render_hook(tmp_path, queue):
-    text = jinja2.Template(HOOK.read_text()).render(ansible_managed="test", __remote_builder_cache_queue_path=str(queue))
-    hook = tmp_path / "hook"
-    hook.write_text(text)
-    hook.chmod(0o755)
-    return hook
-
-
-def run_hook(hook, out_paths):
-    env = {"PATH": os.environ["PATH"], "OUT_PATHS": out_paths, "DRV_PATH": "/nix/store/x.drv"}
-    return subprocess.run([str(hook)], env=env, capture_output=True, text=True, timeout=10, check=False)
-
-
-def test_the_hook_queues_every_output_and_exits_0(tmp_path):
-    queue = tmp_path / "queue"
-    queue.mkdir()
-    hook = render_hook(tmp_path, queue)
-    # '?' is legal in a store path name: no globbing may touch it.
-    paths = "/nix/store/aaaa-out /nix/store/bbbb-dev?x"
-    result = run_hook(hook, paths)
-    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
-    files = os.listdir(queue)
-    assert len(files) == 1 and not files[0].startswith(".")
-    assert (queue / files[0]).read_text() == "/nix/store/aaaa-out\n/nix/store/bbbb-dev?x\n"
-
-
-def test_the_hook_never_fails_a_build(tmp_path):
-    hook = render_hook(tmp_path, tmp_path / "missing")
-    result = run_hook(hook, "/nix/store/aaaa-out")
-    assert result.returncode == 0
-    assert run_hook(render_hook(tmp_path, tmp_path), "").returncode == 0
 
 
 def stand_in(tmp_path, rc):
