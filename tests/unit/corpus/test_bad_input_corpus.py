@@ -9,6 +9,7 @@ was added (no temporary file, no backup).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import socket
 import stat
@@ -140,12 +141,18 @@ def test_bad_input_is_refused_and_no_file_changes(case, run_module, tmp_path, re
     result = run_module(MODULES[case["module"]], args, check_mode=case.get("check_mode", False))
     assert result["failed"], f"accepted: {result}"
     message = result["msg"]
-    for expected in substitute(case["expect"], places):
-        assert expected in message, f"{expected!r} not in {message!r}"
+    # Where AnsibleModule logs its invocation to syslog (ansible-test's units on Python 3.12 and later),
+    # syslog refuses a NUL in the arguments before the module's own check runs: Ansible's message,
+    # and nothing changed all the same (asserted below).
+    if not (SYSLOG_REFUSAL in message and "\\u0000" in json.dumps(args)):
+        for expected in substitute(case["expect"], places):
+            assert expected in message, f"{expected!r} not in {message!r}"
     for secret in case.get("secrets", []):
         assert secret not in repr(result), f"{secret!r} shown in {result!r}"
     assert snapshot(directories) == before
 
+
+SYSLOG_REFUSAL = "Failed to log to syslog (embedded null character)"
 
 READ_ONLY_CASES = [
     {"id": "read-only-nix-conf", "module": "nix_conf"},
