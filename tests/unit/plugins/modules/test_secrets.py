@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from ansible.release import __version__ as ANSIBLE_VERSION
+from ansible.module_utils.ansible_release import __version__ as ANSIBLE_VERSION
 
 from ansible_collections.nix_remote.builders.plugins.module_utils import file_edit
 from ansible_collections.nix_remote.builders.plugins.module_utils.nix_secrets import redact, secret_values
