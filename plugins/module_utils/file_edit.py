@@ -495,6 +495,33 @@ def install(module, path: str, after: str, existed: bool, result: dict) -> None:
         result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
 
 
+def make_directory(module, path: str, directory_mode, result: dict) -> None:
+    """Create path's directory (not its parents) when missing, with directory_mode and the task's owner
+    and group; an existing directory is left as it is. In check mode only reported.
+
+    Owner, group and mode are resolved first, so a bad one fails before anything is made."""
+    directory = os.path.dirname(path)
+    if os.path.isdir(directory):
+        return
+    if os.path.lexists(directory):
+        raise ConfigFileError(f"{directory}: is {file_kind(os.lstat(directory).st_mode)}, not a directory; nothing was written")
+    if not os.path.isdir(os.path.dirname(directory)):
+        raise ConfigFileError(f"{directory}: its parent does not exist; nothing was written")
+    params = module.params
+    uid = _resolve_id(directory, "owner", params.get("owner"), lambda name: pwd.getpwnam(name).pw_uid)
+    gid = _resolve_id(directory, "group", params.get("group"), lambda name: grp.getgrnam(name).gr_gid)
+    mode = _resolve_mode(directory, directory_mode, 0o755)
+    result["changed"] = True
+    if "diff" in result:
+        result["diff"]["before_header"] = f"{path} (directory {directory} absent)"
+    if module.check_mode:
+        return
+    # Made closed, then given its owner and mode, so it is never open wider than asked.
+    os.mkdir(directory, 0o700)
+    os.chown(directory, uid, gid)
+    os.chmod(directory, mode)
+
+
 def run_locked(module, edit) -> dict:
     """Run edit(module) -> result under the host lock (check mode only reads, so it needs none)."""
     keep = module.params.get("keep_backups")

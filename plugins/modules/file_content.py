@@ -27,7 +27,8 @@ extends_documentation_fragment:
 options:
   path:
     description:
-      - The file to write. It is created (mode C(0644) unless O(mode) says otherwise) when missing; its directory must exist.
+      - The file to write. It is created (mode C(0644) unless O(mode) says otherwise) when missing; its directory must exist
+        unless O(directory_mode) is set.
     type: path
     required: true
   content:
@@ -51,6 +52,13 @@ options:
       - With O(backup=true), keep only this many of the newest backups of the file; older backups are removed.
       - By default every backup is kept.
     type: int
+    version_added: 0.2.0
+  directory_mode:
+    description:
+      - When set and the directory of O(path) is missing, it is created (not its parents) with this mode and with O(owner)
+        and O(group), before the file is written. An existing directory is left as it is.
+      - Without it, a missing directory fails the task.
+    type: raw
     version_added: 0.2.0
   validate:
     description:
@@ -137,6 +145,7 @@ from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit impo
     check_validate_command,
     file_diff,
     install,
+    make_directory,
     read_config,
     run_locked,
     validate_candidate,
@@ -162,6 +171,11 @@ def edit_file(module: AnsibleModule) -> dict:
             validate_candidate(module, path, after, existed, module.params["validate"])
         except ValidationFailed as exc:
             module.fail_json(msg=str(exc), exit_status=exc.rc, stdout=exc.stdout, stderr=exc.stderr, **result)
+    if module.params["directory_mode"] is not None:
+        try:
+            make_directory(module, path, module.params["directory_mode"], result)
+        except ConfigFileError as exc:
+            module.fail_json(msg=str(exc))
     install(module, path, after, existed, result)
     return result
 
@@ -175,6 +189,7 @@ def main() -> None:
             backup=dict(type="bool", default=False),
             keep_backups=dict(type="int"),
             validate=dict(type="str"),
+            directory_mode=dict(type="raw"),
         ),
         add_file_common_args=True,
         supports_check_mode=True,

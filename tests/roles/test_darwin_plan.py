@@ -72,10 +72,13 @@ def plan(tmp_path_factory) -> dict:
 
 def test_client_key_lives_under_var_root(plan):
     client = plan["mac-client"]
-    assert task(client, "Create root's .ssh directory")["invocation"]["module_args"]["path"] == "/var/root/.ssh"
-    assert task(client, "Create root's .ssh directory")["invocation"]["module_args"]["group"] == "0"
-    keygen = task(client, "Read the public key from the private key")
-    assert keygen["cmd"][-1] == KEY
+    keypair = task(client, "Create root's key and read its public half")
+    assert keypair["invocation"]["module_args"]["path"] == KEY
+    assert keypair["invocation"]["module_args"]["group"] == "0"
+    assert keypair["invocation"]["module_args"]["ssh_keygen"] == "/usr/bin/ssh-keygen"
+    # Check mode on a fresh Mac: the key (and /var/root/.ssh) would be created; nothing is written.
+    assert keypair["changed"] and keypair["created"] and keypair["public_key"] == ""
+    assert not os.path.exists("/var/root")
     assert not ran(task(client, "Install the SSH client")), "macOS ships OpenSSH; no package manager is used"
     control = task(client, "Create the root-only directory for the multiplexing sockets")
     assert control["invocation"]["module_args"]["path"] == "/var/root/.ssh/nix-remote-builders"
@@ -115,7 +118,7 @@ def test_builder_forced_command_and_settings(plan):
 
 def test_builder_has_no_systemd_parts(plan):
     builder = plan["mac-builder"]
-    for name in ("Write the nix-daemon drop-in", "Create the nix-daemon drop-in directory", "Add build users up to max-jobs"):
+    for name in ("Write the nix-daemon drop-in", "Add build users up to max-jobs"):
         assert never_ran(builder, name), name
     assert not [n for n, r in builder if "Reload systemd units" in n and ran(r)]
 

@@ -132,3 +132,50 @@ def test_a_path_with_spaces_reaches_the_command_as_one_word(run_module, tmp_path
     result = run_module(file_content.main, {"path": str(path), "content": "x\n", "validate": command})
     assert not result["failed"], result
     assert path.read_text() == "x\n" and log.read_text().splitlines()[1:] == ["644", "x"]
+
+
+# directory_mode: the role's drop-in directory (ssh_config.d) made in the same call as its file.
+def test_directory_mode_makes_a_missing_directory_then_the_file(run_module, tmp_path):
+    path = tmp_path / "ssh_config.d" / "60-x.conf"
+    first = run_module(file_content.main, {"path": str(path), "content": "Host b1\n", "directory_mode": "0755"})
+    assert not first["failed"] and first["changed"], first
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o755 and path.read_text() == "Host b1\n"
+    second = run_module(file_content.main, {"path": str(path), "content": "Host b1\n", "directory_mode": "0755"})
+    assert not second["failed"] and not second["changed"]
+
+
+def test_directory_mode_leaves_an_existing_directory_as_it_is(run_module, tmp_path):
+    directory = tmp_path / "ssh_config.d"
+    directory.mkdir(mode=0o750)
+    os.chmod(directory, 0o750)
+    result = run_module(file_content.main, {"path": str(directory / "x.conf"), "content": "x\n", "directory_mode": "0755"})
+    assert not result["failed"] and result["changed"]
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o750
+
+
+def test_directory_mode_in_check_mode_makes_nothing(run_module, tmp_path):
+    path = tmp_path / "ssh_config.d" / "x.conf"
+    result = run_module(file_content.main, {"path": str(path), "content": "x\n", "directory_mode": "0755"}, check_mode=True, diff=True)
+    assert not result["failed"] and result["changed"]
+    assert not path.parent.exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"validate": REFUSE}, "line 1: not a sudoers line"),
+    ({"owner": "no-such-user-here"}, "owner: no user named 'no-such-user-here' on this host; nothing was written"),
+    ({"directory_mode": "u=banana"}, "mode: 'u=banana' is neither an octal nor a symbolic mode"),
+])
+def test_directory_mode_makes_nothing_when_the_write_is_refused(run_module, tmp_path, extra, message):
+    path = tmp_path / "ssh_config.d" / "x.conf"
+    result = run_module(file_content.main, dict({"path": str(path), "content": "x\n", "directory_mode": "0755"}, **extra))
+    assert result["failed"] and message in result["msg"], result
+    assert not path.parent.exists()
+
+
+def test_directory_mode_refuses_a_file_in_the_directorys_place(run_module, tmp_path):
+    (tmp_path / "ssh_config.d").write_text("")
+    result = run_module(file_content.main, {"path": str(tmp_path / "ssh_config.d" / "x.conf"), "content": "x\n", "directory_mode": "0755"})
+    # Refused before the lock, when the path is first examined.
+    assert result["failed"] and result["msg"].startswith(f"{tmp_path / 'ssh_config.d' / 'x.conf'}: ")
+    assert result["msg"].endswith(": cannot examine: Not a directory")
+    assert (tmp_path / "ssh_config.d").read_text() == ""
