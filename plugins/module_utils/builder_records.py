@@ -50,6 +50,7 @@ never written for a client Nix older than 2.4, which ignores it.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -282,6 +283,34 @@ def _export(hostvars, host, exports):
     if export is not None and not isinstance(export, Mapping):
         raise RecordError("builder %s: remote_builder_export is a %s, not a mapping" % (host, type(export).__name__))
     return export
+
+
+def kept_exports(results, loop_var="__local_client_builder"):
+    """The exports read from the builders' kept files: the results of a looped, delegated slurp
+    (one per builder, LOOP_VAR naming it) -> {builder: export}. A result without content (the
+    builder did not answer, or kept no file) is no export. A file that is not a JSON object (edited
+    by hand) is refused naming the builder, the file, and the line and column where it went wrong."""
+    exports = {}
+    for result in results or []:
+        if not isinstance(result, Mapping) or "content" not in result:
+            continue
+        builder = result.get(loop_var, "?")
+        where = "builder %s: %s" % (builder, result.get("source") or "its kept export file")
+        try:
+            text = base64.b64decode(result["content"]).decode("utf-8")
+        except (ValueError, TypeError) as exc:
+            raise RecordError("%s: not UTF-8 text (%s); remove the file on the builder and run site.yml on it again" % (where, exc)) from None
+        try:
+            export = json.loads(text)
+        except ValueError as exc:
+            line, column = getattr(exc, "lineno", "?"), getattr(exc, "colno", "?")
+            raise RecordError("%s: line %s, column %s: not valid JSON (%s); remove the file on the builder and run site.yml "
+                              "on it again" % (where, line, column, getattr(exc, "msg", exc))) from None
+        if not isinstance(export, Mapping):
+            raise RecordError("%s: line 1: holds a JSON %s, not the export object; remove the file on the builder and run "
+                              "site.yml on it again" % (where, type(export).__name__))
+        exports[builder] = export
+    return exports
 
 
 def unconfigured_builders(hostvars, builders, client, present=True, exports=None):

@@ -79,6 +79,14 @@ def test_without_a_cache_the_limited_run_reads_the_export_the_builder_kept(tmp_p
     assert "192.0.2.10" in machines(limited)
     assert [r["name"] for r in task(limited["client"], WORK_OUT)["ansible_facts"]["__local_client_records"]] == ["builder"]
 
+    # Edited by hand into bad JSON: the client's run stops, naming the builder, the file and the line.
+    kept.write_text('{\n  "address": 192.0.2.10\n}\n')
+    broken, run = run_plan(tmp_path, inventory, ("--check", "--limit", "nix_clients"))
+    ((host, name, message),) = failures(broken)
+    assert (host, name.split(" : ")[-1]) == ("client", WORK_OUT), run.stderr[-2000:]
+    assert f"kept_exports: builder builder: {kept}: line 2, column 19: not valid JSON (Expecting ',' delimiter)" in message
+    assert never_ran(broken["client"], "Write the builders to the machines file")
+
 
 def test_without_a_cache_or_a_kept_export_the_limited_run_keeps_old_entries_and_warns(tmp_path):
     nix = linux_nix("debian", str(tmp_path / "etc-nix"))

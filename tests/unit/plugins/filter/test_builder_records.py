@@ -23,6 +23,7 @@ from ansible_collections.nix_remote.builders.plugins.filter.builder_records impo
     FilterModule as RecordsFilters,
     builder_records,
 )
+from ansible_collections.nix_remote.builders.plugins.filter.kept_exports import kept_exports
 from ansible_collections.nix_remote.builders.plugins.filter.stale_entries import (
     FilterModule as StaleFilters,
     stale_entries,
@@ -308,6 +309,36 @@ def test_an_export_read_from_the_builders_file_stands_in_for_a_missing_host_vari
 def test_an_export_file_that_is_not_a_mapping_is_refused_by_name():
     with pytest.raises(AnsibleFilterError, match=r"builder b2: remote_builder_export is a list, not a mapping"):
         unconfigured_builders(["b2"], {"b2": {}}, client="client", exports={"b2": ["not", "an", "export"]})
+
+
+def read_result(builder, text, path="/etc/ansible/facts.d/nix_remote_builders.fact"):
+    """One item of the delegated slurp's results, as Ansible registers it."""
+    return {"__local_client_builder": builder, "source": path, "encoding": "base64",
+            "content": base64.b64encode(text.encode()).decode()}
+
+
+def test_kept_exports_parses_each_file_read_and_skips_the_unread():
+    unread = [{"__local_client_builder": "b3", "unreachable": True}, {"__local_client_builder": "b4", "failed": True, "msg": "timeout"}]
+    results = [read_result("b1", '{"version": 1, "address": "192.0.2.11"}'), *unread]
+    assert kept_exports(results) == {"b1": {"version": 1, "address": "192.0.2.11"}}
+    assert kept_exports([]) == {} and kept_exports(None) == {}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"version": 1,\n "address": }', r"kept_exports: builder b2: /etc/ansible/facts.d/nix_remote_builders.fact: line 2, column 13: "
+                                      r"not valid JSON \(Expecting value\); remove the file on the builder"),
+    ("", r"builder b2: /etc/ansible/facts.d/nix_remote_builders.fact: line 1, column 1: not valid JSON"),
+    ('["a list"]', r"builder b2: /etc/ansible/facts.d/nix_remote_builders.fact: line 1: holds a JSON list, not the export object"),
+])
+def test_kept_exports_refuses_a_hand_edited_file_naming_builder_file_and_line(text, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        kept_exports([read_result("b1", "{}"), read_result("b2", text)])
+
+
+def test_kept_exports_refuses_bytes_that_are_not_utf8():
+    bad = {"__local_client_builder": "b2", "source": "/k.fact", "content": base64.b64encode(b"\xff{}").decode()}
+    with pytest.raises(AnsibleFilterError, match=r"builder b2: /k.fact: not UTF-8 text"):
+        kept_exports([bad])
 
 
 def test_no_builders_group_means_no_records():
