@@ -496,7 +496,7 @@ def install(module, path: str, after: str, existed: bool, result: dict) -> None:
 
 
 def make_directory(module, path: str, directory_mode, result: dict) -> None:
-    """Create path's directory (not its parents) when missing, with directory_mode and the task's owner
+    """Create path's directory and any missing parents, each with directory_mode and the task's owner
     and group; an existing directory is left as it is. In check mode only reported.
 
     Owner, group and mode are resolved first, so a bad one fails before anything is made."""
@@ -505,8 +505,12 @@ def make_directory(module, path: str, directory_mode, result: dict) -> None:
         return
     if os.path.lexists(directory):
         raise ConfigFileError(f"{directory}: is {file_kind(os.lstat(directory).st_mode)}, not a directory; nothing was written")
-    if not os.path.isdir(os.path.dirname(directory)):
-        raise ConfigFileError(f"{directory}: its parent does not exist; nothing was written")
+    missing = [directory]
+    while not os.path.isdir(os.path.dirname(missing[-1])):
+        parent = os.path.dirname(missing[-1])
+        if os.path.lexists(parent) or parent == missing[-1]:
+            raise ConfigFileError(f"{parent}: is not a directory; nothing was written")
+        missing.append(parent)
     params = module.params
     uid = _resolve_id(directory, "owner", params.get("owner"), lambda name: pwd.getpwnam(name).pw_uid)
     gid = _resolve_id(directory, "group", params.get("group"), lambda name: grp.getgrnam(name).gr_gid)
@@ -516,10 +520,11 @@ def make_directory(module, path: str, directory_mode, result: dict) -> None:
         result["diff"]["before_header"] = f"{path} (directory {directory} absent)"
     if module.check_mode:
         return
-    # Made closed, then given its owner and mode, so it is never open wider than asked.
-    os.mkdir(directory, 0o700)
-    os.chown(directory, uid, gid)
-    os.chmod(directory, mode)
+    # Each made closed, then given its owner and mode, so it is never open wider than asked.
+    for made in reversed(missing):
+        os.mkdir(made, 0o700)
+        os.chown(made, uid, gid)
+        os.chmod(made, mode)
 
 
 def run_locked(module, edit) -> dict:

@@ -55,8 +55,8 @@ options:
     version_added: 0.2.0
   directory_mode:
     description:
-      - When set and the directory of O(path) is missing, it is created (not its parents) with this mode and with O(owner)
-        and O(group), before the file is written. An existing directory is left as it is.
+      - When set and the directory of O(path) is missing, it is created with any missing parents, each with this mode
+        and with O(owner) and O(group), before the file is written. An existing directory is left as it is.
       - Without it, a missing directory fails the task.
     type: raw
     version_added: 0.2.0

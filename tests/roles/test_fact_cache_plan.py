@@ -69,7 +69,7 @@ def test_without_a_cache_the_limited_run_reads_the_export_the_builder_kept(tmp_p
     assert not failures(first), (failures(first), run.stderr[-2000:])
     export = task(first["builder"], EXPORT)["ansible_facts"]["remote_builder_export"]
     written = task(first["builder"], "Keep the export on the builder for runs that leave it out")
-    assert written["changed"] and written["invocation"]["module_args"]["dest"] == str(kept)
+    assert written["changed"] and written["invocation"]["module_args"]["path"] == str(kept)
     kept.write_text(json.dumps(export, indent=4, sort_keys=True) + "\n")
 
     limited, run = run_plan(tmp_path, inventory, ("--check", "--limit", "nix_clients"))

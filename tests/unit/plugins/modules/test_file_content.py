@@ -144,6 +144,15 @@ def test_directory_mode_makes_a_missing_directory_then_the_file(run_module, tmp_
     assert not second["failed"] and not second["changed"]
 
 
+def test_directory_mode_makes_missing_parents_too(run_module, tmp_path):
+    path = tmp_path / "etc" / "ansible" / "facts.d" / "x.fact"
+    result = run_module(file_content.main, {"path": str(path), "content": "{}\n", "directory_mode": "0755"})
+    assert not result["failed"] and result["changed"], result
+    for directory in (path.parent, path.parent.parent, path.parent.parent.parent):
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o755
+    assert path.read_text() == "{}\n"
+
+
 def test_directory_mode_leaves_an_existing_directory_as_it_is(run_module, tmp_path):
     directory = tmp_path / "ssh_config.d"
     directory.mkdir(mode=0o750)
