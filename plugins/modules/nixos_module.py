@@ -224,8 +224,14 @@ def nix_parse(module: AnsibleModule, nix_instantiate: str | None, path: str, tex
     if not nix_instantiate:
         return
     rc, _out, err = module.run_command([nix_instantiate, "--parse", "-"], data=text, binary_data=True)
-    if rc != 0:
+    if rc == 0:
+        return
+    # A parse error points into the text (at «stdin»:line:column); anything else is Nix failing
+    # before it parsed (no access to its store or daemon, a broken installation).
+    if "\u00abstdin\u00bb" in err or "syntax error" in err:
         module.fail_json(msg=f"{path}: nix-instantiate --parse rejects the new content, nothing was written: {err.strip()}")
+    module.fail_json(msg=(f"{path}: nix-instantiate --parse could not check the new content (Nix failed before parsing it; "
+                          f"rc={rc}), nothing was written: {err.strip()}"))
 
 
 def read(module: AnsibleModule, path: str) -> tuple[str, str, bool]:

@@ -220,6 +220,28 @@ def test_nix_parse_rejection_fails_before_writing(run_module, etc_nixos, monkeyp
     assert (etc_nixos / "configuration.nix").read_text() == CONFIGURATION
 
 
+def test_nix_failing_before_it_parses_is_not_called_a_rejection(run_module, etc_nixos, monkeypatch):
+    """Seen as non-root: Nix could not open its store, and said nothing about the text."""
+    monkeypatch.setattr(nixos_module.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/nix-instantiate")
+    store_error = "error: opening lock file '/nix/var/nix/db/big-lock': Permission denied"
+    monkeypatch.setattr(nixos_module.AnsibleModule, "run_command", lambda self, argv, data=None, **kwargs: (1, "", store_error))
+    result = run_module(nixos_module.main, args(etc_nixos))
+    assert result["failed"] and "rejects" not in result["msg"]
+    assert "could not check the new content (Nix failed before parsing it; rc=1), nothing was written" in result["msg"]
+    assert store_error in result["msg"]
+    assert not (etc_nixos / "remote-builder.nix").exists()
+    assert (etc_nixos / "configuration.nix").read_text() == CONFIGURATION
+
+
+def test_a_real_parse_error_is_a_rejection(run_module, etc_nixos, monkeypatch):
+    """What nix-instantiate --parse prints for bad text (Nix 2.2x), with its position in «stdin»."""
+    monkeypatch.setattr(nixos_module.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/nix-instantiate")
+    parse_error = "error: undefined variable 'x'\n\n       at \u00abstdin\u00bb:1:3:"
+    monkeypatch.setattr(nixos_module.AnsibleModule, "run_command", lambda self, argv, data=None, **kwargs: (1, "", parse_error))
+    result = run_module(nixos_module.main, args(etc_nixos))
+    assert result["failed"] and "nix-instantiate --parse rejects the new content" in result["msg"]
+
+
 # --- a rebuild that failed is retried by the next run (issue 13, life cycle item d) ------------------
 
 
