@@ -302,10 +302,9 @@ def kept_exports(results, loop_var="__local_client_builder"):
             raise RecordError("%s: not UTF-8 text (%s); remove the file on the builder and run site.yml on it again" % (where, exc)) from None
         try:
             export = json.loads(text)
-        except ValueError as exc:
-            line, column = getattr(exc, "lineno", "?"), getattr(exc, "colno", "?")
+        except json.JSONDecodeError as exc:
             raise RecordError("%s: line %s, column %s: not valid JSON (%s); remove the file on the builder and run site.yml "
-                              "on it again" % (where, line, column, getattr(exc, "msg", exc))) from None
+                              "on it again" % (where, exc.lineno, exc.colno, exc.msg)) from None
         if not isinstance(export, Mapping):
             raise RecordError("%s: line 1: holds a JSON %s, not the export object; remove the file on the builder and run "
                               "site.yml on it again" % (where, type(export).__name__))

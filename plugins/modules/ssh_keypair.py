@@ -103,31 +103,26 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.nix_remote.builders.plugins.module_utils.file_edit import ConfigFileError, make_directory
+
 DIRECTORY_MODE = 0o700
 KEY_MODE = 0o600
 
 
-def _make_directories(module: AnsibleModule, directory: str, result: dict) -> None:
-    """Create the missing directories down to the key's, each 0700 and owned like the key."""
-    missing = []
-    current = directory
-    while current and not os.path.lexists(current):
-        missing.append(current)
-        current = os.path.dirname(current)
-    if not missing:
-        if not os.path.isdir(directory):
-            module.fail_json(msg=f"{directory}: the key's directory is not a directory; nothing was changed")
+def _make_directories(module: AnsibleModule, path: str, result: dict) -> None:
+    """The key's directory, with any missing parents, through file_edit.make_directory (0700, owned like
+    the key; owner and group resolved before anything is made). Something else in its place is refused."""
+    directory = os.path.dirname(path) or "."
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        module.fail_json(msg=f"{directory}: the key's directory is not a directory; nothing was changed")
+    if os.path.isdir(directory):
         return
-    result["changed"] = True
     result["diff"]["before"]["directory"] = f"{directory} absent"
     result["diff"]["after"]["directory"] = f"{directory} {module.params['owner']}:{module.params['group']} {DIRECTORY_MODE:04o}"
-    if module.check_mode:
-        return
-    for created in reversed(missing):
-        try:
-            os.mkdir(created, DIRECTORY_MODE)
-        except OSError as exc:
-            module.fail_json(msg=f"{created}: cannot create the key's directory: {exc.strerror}")
+    try:
+        make_directory(module, path, DIRECTORY_MODE, result)
+    except ConfigFileError as exc:
+        module.fail_json(msg=str(exc))
 
 
 def _set_attributes(module: AnsibleModule, path: str, mode: int, result: dict) -> bool:
@@ -154,7 +149,7 @@ def ensure_key(module: AnsibleModule) -> dict:
     directory = os.path.dirname(path) or "."
     result = dict(changed=False, created=False, path=path, public_key="", diff=dict(before={}, after={}))
 
-    _make_directories(module, directory, result)
+    _make_directories(module, path, result)
     # A linked directory (a home on another disk) is followed, as ansible.builtin.file does.
     _set_attributes(module, os.path.realpath(directory), DIRECTORY_MODE, result)
 

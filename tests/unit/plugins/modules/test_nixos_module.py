@@ -204,15 +204,21 @@ def test_symlinked_configuration_is_refused_unless_follow(run_module, etc_nixos,
     assert result["import_added"] and "./remote-builder.nix" in real.read_text()
 
 
-def test_nix_parse_rejection_fails_before_writing(run_module, etc_nixos, monkeypatch):
-    monkeypatch.setattr(nixos_module.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/nix-instantiate")
+def nix_answers(monkeypatch, rc: int, err: str) -> list:
+    """nix-instantiate --parse, found at /usr/bin, answers (rc, "", err); returns the calls made to it."""
     calls = []
 
     def run_command(self, argv, data=None, **kwargs):
         calls.append((argv, data))
-        return 1, "", "error: syntax error, unexpected '}'"
+        return rc, "", err
 
+    monkeypatch.setattr(nixos_module.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/nix-instantiate")
     monkeypatch.setattr(nixos_module.AnsibleModule, "run_command", run_command)
+    return calls
+
+
+def test_nix_parse_rejection_fails_before_writing(run_module, etc_nixos, monkeypatch):
+    calls = nix_answers(monkeypatch, 1, "error: syntax error, unexpected '}'")
     result = run_module(nixos_module.main, args(etc_nixos))
     assert result["failed"] and "nix-instantiate --parse rejects" in result["msg"] and "unexpected '}'" in result["msg"]
     assert calls[0] == (["/usr/bin/nix-instantiate", "--parse", "-"], EXPECTED_MODULE)
@@ -222,9 +228,8 @@ def test_nix_parse_rejection_fails_before_writing(run_module, etc_nixos, monkeyp
 
 def test_nix_failing_before_it_parses_is_not_called_a_rejection(run_module, etc_nixos, monkeypatch):
     """Seen as non-root: Nix could not open its store, and said nothing about the text."""
-    monkeypatch.setattr(nixos_module.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/nix-instantiate")
     store_error = "error: opening lock file '/nix/var/nix/db/big-lock': Permission denied"
-    monkeypatch.setattr(nixos_module.AnsibleModule, "run_command", lambda self, argv, data=None, **kwargs: (1, "", store_error))
+    nix_answers(monkeypatch, 1, store_error)
     result = run_module(nixos_module.main, args(etc_nixos))
     assert result["failed"] and "rejects" not in result["msg"]
     assert "could not check the new content (Nix failed before parsing it; rc=1), nothing was written" in result["msg"]
@@ -234,10 +239,8 @@ def test_nix_failing_before_it_parses_is_not_called_a_rejection(run_module, etc_
 
 
 def test_a_real_parse_error_is_a_rejection(run_module, etc_nixos, monkeypatch):
-    """What nix-instantiate --parse prints for bad text (Nix 2.2x), with its position in «stdin»."""
-    monkeypatch.setattr(nixos_module.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/nix-instantiate")
-    parse_error = "error: undefined variable 'x'\n\n       at \u00abstdin\u00bb:1:3:"
-    monkeypatch.setattr(nixos_module.AnsibleModule, "run_command", lambda self, argv, data=None, **kwargs: (1, "", parse_error))
+    """What nix-instantiate --parse prints for bad text (Nix 2.2x), with its position in \u00abstdin\u00bb."""
+    nix_answers(monkeypatch, 1, "error: undefined variable 'x'\n\n       at \u00abstdin\u00bb:1:3:")
     result = run_module(nixos_module.main, args(etc_nixos))
     assert result["failed"] and "nix-instantiate --parse rejects the new content" in result["msg"]
 

@@ -139,3 +139,10 @@ def test_the_key_and_directory_get_the_owner_asked_for(run_module, tmp_path):
     for path in (key, key.parent):
         assert pwd.getpwuid(os.lstat(path).st_uid).pw_name == "nobody"
         assert grp.getgrgid(os.lstat(path).st_gid).gr_name == "nogroup"
+
+
+def test_an_unknown_owner_makes_no_directory(run_module, tmp_path):
+    key = tmp_path / "home" / ".ssh" / "id"
+    result = run_module(ssh_keypair.main, args(key, owner="no-such-user-here"))
+    assert result["failed"] and "no user named 'no-such-user-here'" in result["msg"], result
+    assert not (tmp_path / "home").exists()
